@@ -1,0 +1,5 @@
+import sys
+
+from haco_grasp.cli import main
+
+sys.exit(main())

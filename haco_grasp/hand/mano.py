@@ -210,6 +210,7 @@ class ManoLayer(nn.Module):
         buf("to_21", np.asarray(TO_21), torch.long)
         buf("hand_components", data.hands_components[: self.num_pca_comps])
         buf("hand_mean", np.zeros(45) if flat_hand_mean else data.hands_mean)
+        buf("model_hands_mean", data.hands_mean)  # the file's mean pose, whatever flat_hand_mean says
         self.faces = data.faces  # (F, 3) int64 numpy, open at the wrist
 
     @property

@@ -1,0 +1,61 @@
+"""Geometry core: torch, batched, differentiable where it matters, CPU and CUDA.
+
+Imports nothing from the package except :mod:`haco_grasp.errors`.
+"""
+
+from haco_grasp.geometry.contact import (
+    CAPSULE_BOTTOM,
+    CAPSULE_RADIUS,
+    CAPSULE_TOP,
+    PENETRATION_ALLOWANCE,
+    ContactMaps,
+    asymmetric_l1,
+    capsule_contact,
+    contact_maps,
+    penetration_hinge,
+    sdf_contact,
+    sdf_penetration,
+)
+from haco_grasp.geometry.knn import KNNResult, knn_gather, knn_points
+from haco_grasp.geometry.mesh import boundary_loops, cap_boundary, face_normals, is_watertight, vertex_normals
+from haco_grasp.geometry.mesh_distance import PointMeshResult, closest_point_on_triangles, point_mesh_distance
+from haco_grasp.geometry.sdf import SdfGrid, inside_mesh, sdf_grid, signed_distance
+from haco_grasp.geometry.volume import (
+    intersection_volume,
+    intersection_volume_batch,
+    max_penetration_depth,
+    voxelize_interior,
+)
+
+__all__ = [
+    "CAPSULE_BOTTOM",
+    "CAPSULE_RADIUS",
+    "CAPSULE_TOP",
+    "PENETRATION_ALLOWANCE",
+    "ContactMaps",
+    "KNNResult",
+    "PointMeshResult",
+    "SdfGrid",
+    "asymmetric_l1",
+    "boundary_loops",
+    "cap_boundary",
+    "capsule_contact",
+    "closest_point_on_triangles",
+    "contact_maps",
+    "face_normals",
+    "inside_mesh",
+    "intersection_volume",
+    "intersection_volume_batch",
+    "is_watertight",
+    "knn_gather",
+    "knn_points",
+    "max_penetration_depth",
+    "penetration_hinge",
+    "point_mesh_distance",
+    "sdf_contact",
+    "sdf_grid",
+    "sdf_penetration",
+    "signed_distance",
+    "vertex_normals",
+    "voxelize_interior",
+]

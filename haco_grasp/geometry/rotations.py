@@ -1,0 +1,102 @@
+"""Rotation conversions (torch, batched, differentiable). Points are row vectors: ``x_rotated = x @ R.T``."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
+    """Rodrigues' formula, stable at zero angle (Taylor terms below 1e-4 rad).
+
+    axis_angle: (..., 3) float, radians times the unit axis. Returns (..., 3, 3).
+    """
+    theta_sq = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
+    small = theta_sq < 1e-8
+    safe_sq = torch.where(small, torch.ones_like(theta_sq), theta_sq)
+    theta = safe_sq.sqrt()
+    sin_term = torch.where(small, 1.0 - theta_sq / 6.0, torch.sin(theta) / theta)  # sin θ / θ
+    cos_term = torch.where(small, 0.5 - theta_sq / 24.0, (1.0 - torch.cos(theta)) / safe_sq)  # (1 - cos θ) / θ²
+    x, y, z = axis_angle.unbind(-1)
+    zero = torch.zeros_like(x)
+    skew = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*axis_angle.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(skew)
+    return eye + sin_term * skew + cos_term * (skew @ skew)
+
+
+def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
+    """Inverse of :func:`axis_angle_to_matrix`, angle in [0, π], through a unit quaternion.
+
+    matrix: (..., 3, 3) rotation matrices. Returns (..., 3).
+    """
+    m = matrix
+    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    candidates = torch.stack(
+        [
+            1.0 + trace,
+            1.0 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2],
+            1.0 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2],
+            1.0 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2],
+        ],
+        dim=-1,
+    )  # (..., 4): 4 q_i² for (w, x, y, z)
+    best = candidates.argmax(-1, keepdim=True)
+    denom = (2.0 * candidates.clamp_min(1e-12).sqrt()).gather(-1, best)  # 4 q_best
+    rows = torch.stack(
+        [
+            torch.stack(
+                [
+                    candidates[..., 0],
+                    m[..., 2, 1] - m[..., 1, 2],
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 1, 0] - m[..., 0, 1],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 2, 1] - m[..., 1, 2],
+                    candidates[..., 1],
+                    m[..., 1, 0] + m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 1, 0] + m[..., 0, 1],
+                    candidates[..., 2],
+                    m[..., 2, 1] + m[..., 1, 2],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 1, 0] - m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 2, 1] + m[..., 1, 2],
+                    candidates[..., 3],
+                ],
+                -1,
+            ),
+        ],
+        dim=-2,
+    )  # (..., 4, 4): row i = 4 q_i q
+    quat = rows.gather(-2, best[..., None].expand(*best.shape[:-1], 1, 4))[..., 0, :] / denom  # (..., 4)
+    quat = torch.where(quat[..., :1] < 0, -quat, quat)  # w >= 0: angle in [0, π]
+    w, vec = quat[..., 0], quat[..., 1:]
+    sin_half = vec.norm(dim=-1)
+    angle = 2.0 * torch.atan2(sin_half, w)
+    scale = torch.where(sin_half > 1e-8, angle / sin_half.clamp_min(1e-12), 2.0 / w.clamp_min(1e-12))
+    return vec * scale[..., None]
+
+
+def euler_zyx_to_matrix(angles: Tensor) -> Tensor:
+    """R = Rz(a) · Ry(b) · Rx(c) from angles (..., 3) = (a, b, c), radians (ContactOpt's restart jitter)."""
+    a, b, c = angles.unbind(-1)
+    unit = torch.eye(3, dtype=angles.dtype, device=angles.device)
+    rz = axis_angle_to_matrix(a[..., None] * unit[2])
+    ry = axis_angle_to_matrix(b[..., None] * unit[1])
+    rx = axis_angle_to_matrix(c[..., None] * unit[0])
+    return rz @ ry @ rx

@@ -1,17 +1,34 @@
 """MANO hand model: official-file loading without chumpy, the batched layer, and the synthetic open hand."""
 
+from haco_grasp.hand.assets import cache_dir, synthetic_mano_root
 from haco_grasp.hand.joints import JOINT_NAMES, MANO_JOINT_NAMES, MANO_TIP_VERTEX_IDS, TIP_JOINTS
 from haco_grasp.hand.mano import ManoLayer, ManoModelData, ManoOutput, load_mano, read_mano_pickle, resolve_mano_path
+from haco_grasp.hand.synthetic import (
+    SYNTHETIC_BETA_NAMES,
+    SYNTHETIC_TIP_VERTEX_IDS,
+    THUMB_FLEXION_AXIS,
+    build_synthetic_mano,
+    synthetic_grasp_poses,
+    write_synthetic_mano,
+)
 
 __all__ = [
     "JOINT_NAMES",
     "MANO_JOINT_NAMES",
     "MANO_TIP_VERTEX_IDS",
+    "SYNTHETIC_BETA_NAMES",
+    "SYNTHETIC_TIP_VERTEX_IDS",
+    "THUMB_FLEXION_AXIS",
     "TIP_JOINTS",
     "ManoLayer",
     "ManoModelData",
     "ManoOutput",
+    "build_synthetic_mano",
+    "cache_dir",
     "load_mano",
     "read_mano_pickle",
     "resolve_mano_path",
+    "synthetic_grasp_poses",
+    "synthetic_mano_root",
+    "write_synthetic_mano",
 ]

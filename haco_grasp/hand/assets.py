@@ -6,8 +6,6 @@ import os
 from pathlib import Path
 
 CACHE_ENV = "HACO_GRASP_CACHE"
-#: Bump when the synthetic hand generator changes, so stale cached pickles are not reused.
-SYNTHETIC_HAND_VERSION = "v1"
 
 
 def cache_dir() -> Path:
@@ -20,10 +18,14 @@ def synthetic_mano_root() -> Path:
 
     Use it as ``load_mano(root=synthetic_mano_root())``.
     """
-    from haco_grasp.hand.synthetic import write_synthetic_mano
+    import hashlib
 
-    root = cache_dir() / "synthetic_mano" / SYNTHETIC_HAND_VERSION
+    from haco_grasp.hand import synthetic
+
+    # keyed by the generator's source, so a changed generator never reuses stale pickles
+    version = hashlib.sha1(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]
+    root = cache_dir() / "synthetic_mano" / version
     if not all((root / name).is_file() for name in ("MANO_RIGHT.pkl", "MANO_LEFT.pkl")):
         root.mkdir(parents=True, exist_ok=True)
-        write_synthetic_mano(root)
+        synthetic.write_synthetic_mano(root)
     return root

@@ -1,0 +1,123 @@
+"""Scoring grasps against ground truth: the figures every benchmark, ``refine`` and the demo report.
+
+Per grasp (all from :mod:`haco_grasp.metrics`):
+- ``intersection_cm3``: solid volume of hand ∩ object for the grasp as predicted (its own hand and object pose),
+  object interior voxelised at ``pitch`` (2 mm), hand closed at the wrist.
+- ``penetration_mm``: deepest hand vertex inside the object.
+- ``mpjpe_mm`` (absolute, world/camera frame) and ``mpjpe_rr_mm`` (root-relative: both wrists at the origin).
+- ``contact_*``: the grasp's own 1 cm contact labels (``hand_contact_labels``) against the ground truth's, HACO's
+  per-frame precision/recall/F1; frames where a value is undefined (no predicted or no true contact) are skipped
+  in that value's mean (the HACO paper's rule; ``empty="zero"`` gives HACO's test.py rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from haco_grasp.contact.labels import hand_contact_labels
+from haco_grasp.data.grasp import Grasp
+from haco_grasp.errors import InputError
+from haco_grasp.metrics import contact_prf, intersection_volume, max_penetration_depth, mpjpe
+
+SUMMARY_COLUMNS = (
+    ("intersection_cm3", "IV cm³"),
+    ("penetration_mm", "pen. mm"),
+    ("mpjpe_mm", "MPJPE mm"),
+    ("mpjpe_rr_mm", "RR-MPJPE mm"),
+    ("contact_precision", "C-P"),
+    ("contact_recall", "C-R"),
+    ("contact_f1", "C-F1"),
+    ("seconds_per_grasp", "s/grasp"),
+)
+
+
+@dataclass
+class GraspScores:
+    """Per-grasp figures (arrays of length N) and their means (:meth:`summary`)."""
+
+    intersection_cm3: np.ndarray
+    penetration_mm: np.ndarray
+    mpjpe_mm: np.ndarray
+    mpjpe_rr_mm: np.ndarray
+    contact_precision: float
+    contact_recall: float
+    contact_f1: float
+    contact_f1_per_frame: np.ndarray
+    seconds_per_grasp: float = float("nan")
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float]:
+        """Means over grasps (NaN-free for the geometric figures)."""
+        return {
+            "n": int(len(self.mpjpe_mm)),
+            "intersection_cm3": float(np.mean(self.intersection_cm3)),
+            "intersection_cm3_median": float(np.median(self.intersection_cm3)),
+            "penetration_mm": float(np.mean(self.penetration_mm)),
+            "mpjpe_mm": float(np.mean(self.mpjpe_mm)),
+            "mpjpe_rr_mm": float(np.mean(self.mpjpe_rr_mm)),
+            "contact_precision": float(self.contact_precision),
+            "contact_recall": float(self.contact_recall),
+            "contact_f1": float(self.contact_f1),
+            "seconds_per_grasp": float(self.seconds_per_grasp),
+            **self.extra,
+        }
+
+
+def score_grasps(
+    grasps: Sequence[Grasp],
+    ground_truth: Sequence[Grasp],
+    pitch: float = 0.002,
+    contact_threshold: float = 0.01,
+    empty: str = "skip",
+    seconds_per_grasp: float = float("nan"),
+) -> GraspScores:
+    """Score predicted (or refined) grasps against their ground truth, pairwise.
+
+    Args:
+        grasps: N grasps to score (hand and object as predicted).
+        ground_truth: N ground-truth grasps (joints and ``hand_contact`` labels are used).
+        pitch: voxel size of the intersection volume, metres.
+        contact_threshold: distance of the contact labels, metres.
+        empty: "skip" or "zero" for undefined per-frame contact precision/recall/F1.
+        seconds_per_grasp: carried into the summary.
+    """
+    if len(grasps) != len(ground_truth) or not grasps:
+        raise InputError(f"score_grasps: need equally many grasps and ground truths (>0), got {len(grasps)} and "
+                         f"{len(ground_truth)}")  # fmt: skip
+    volumes, depths, contacts = [], [], []
+    for grasp in grasps:
+        obj_verts = grasp.obj_verts
+        volumes.append(intersection_volume(grasp.hand_verts, grasp.hand_faces, obj_verts, grasp.obj_faces, pitch))
+        depths.append(max_penetration_depth(grasp.hand_verts, obj_verts, grasp.obj_faces))
+        contacts.append(hand_contact_labels(grasp.hand_verts, obj_verts, grasp.obj_faces, contact_threshold))
+    pred_joints = np.stack([g.hand_joints for g in grasps])
+    gt_joints = np.stack([g.hand_joints for g in ground_truth])
+    prf = contact_prf(np.stack(contacts).astype(np.float64), np.stack([g.hand_contact for g in ground_truth]),
+                      threshold=0.5, empty=empty)  # fmt: skip
+    return GraspScores(
+        intersection_cm3=np.asarray(volumes),
+        penetration_mm=np.asarray(depths),
+        mpjpe_mm=mpjpe(pred_joints, gt_joints, align="none"),
+        mpjpe_rr_mm=mpjpe(pred_joints, gt_joints, align="root"),
+        contact_precision=prf.precision,
+        contact_recall=prf.recall,
+        contact_f1=prf.f1,
+        contact_f1_per_frame=np.asarray(prf.f1_per_frame, dtype=np.float64),
+        seconds_per_grasp=seconds_per_grasp,
+    )
+
+
+def markdown_table(rows: dict[str, dict[str, float]], title: str = "") -> str:
+    """A Markdown table of summaries: one row per name, the columns of :data:`SUMMARY_COLUMNS`."""
+    header = "| " + " | ".join(["row"] + [label for _, label in SUMMARY_COLUMNS]) + " |"
+    lines = ([f"**{title}**", ""] if title else []) + [header, "|" + "---|" * (len(SUMMARY_COLUMNS) + 1)]
+    for name, summary in rows.items():
+        cells = []
+        for key, _ in SUMMARY_COLUMNS:
+            value = summary.get(key, float("nan"))
+            cells.append("—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}")
+        lines.append("| " + " | ".join([name] + cells) + " |")
+    return "\n".join(lines)

@@ -4,7 +4,9 @@ Per grasp (all from :mod:`haco_grasp.metrics`):
 - ``intersection_cm3``: solid volume of hand ∩ object for the grasp as predicted (its own hand and object pose),
   object interior voxelised at ``pitch`` (2 mm), hand closed at the wrist.
 - ``penetration_mm``: deepest hand vertex inside the object.
-- ``mpjpe_mm`` (absolute, world/camera frame) and ``mpjpe_rr_mm`` (root-relative: both wrists at the origin).
+- ``mpjpe_mm`` (absolute, world/camera frame), ``mpjpe_rr_mm`` (root-relative: both wrists at the origin) and
+  ``mpjpe_obj_mm`` (object-relative: each hand's joints in its own object's canonical frame — the grasp error,
+  ContactOpt's "unaligned" error generalised to a predicted object pose).
 - ``contact_*``: the grasp's own 1 cm contact labels (``hand_contact_labels``) against the ground truth's, HACO's
   per-frame precision/recall/F1; frames where a value is undefined (no predicted or no true contact) are skipped
   in that value's mean (the HACO paper's rule; ``empty="zero"`` gives HACO's test.py rule).
@@ -27,6 +29,7 @@ SUMMARY_COLUMNS = (
     ("penetration_mm", "pen. mm"),
     ("mpjpe_mm", "MPJPE mm"),
     ("mpjpe_rr_mm", "RR-MPJPE mm"),
+    ("mpjpe_obj_mm", "OBJ-MPJPE mm"),
     ("contact_precision", "C-P"),
     ("contact_recall", "C-R"),
     ("contact_f1", "C-F1"),
@@ -42,6 +45,7 @@ class GraspScores:
     penetration_mm: np.ndarray
     mpjpe_mm: np.ndarray
     mpjpe_rr_mm: np.ndarray
+    mpjpe_obj_mm: np.ndarray
     contact_precision: float
     contact_recall: float
     contact_f1: float
@@ -58,6 +62,7 @@ class GraspScores:
             "penetration_mm": float(np.mean(self.penetration_mm)),
             "mpjpe_mm": float(np.mean(self.mpjpe_mm)),
             "mpjpe_rr_mm": float(np.mean(self.mpjpe_rr_mm)),
+            "mpjpe_obj_mm": float(np.mean(self.mpjpe_obj_mm)),
             "contact_precision": float(self.contact_precision),
             "contact_recall": float(self.contact_recall),
             "contact_f1": float(self.contact_f1),
@@ -102,12 +107,18 @@ def score_grasps(
         penetration_mm=np.asarray(depths),
         mpjpe_mm=mpjpe(pred_joints, gt_joints, align="none"),
         mpjpe_rr_mm=mpjpe(pred_joints, gt_joints, align="root"),
+        mpjpe_obj_mm=mpjpe(_in_object_frame(grasps), _in_object_frame(ground_truth), align="none"),
         contact_precision=prf.precision,
         contact_recall=prf.recall,
         contact_f1=prf.f1,
         contact_f1_per_frame=np.asarray(prf.f1_per_frame, dtype=np.float64),
         seconds_per_grasp=seconds_per_grasp,
     )
+
+
+def _in_object_frame(grasps: Sequence[Grasp]) -> np.ndarray:
+    """(N, 21, 3) hand joints in each grasp's object canonical frame."""
+    return np.stack([(g.hand_joints - g.obj_translation) @ g.obj_rotation for g in grasps])
 
 
 def markdown_table(rows: dict[str, dict[str, float]], title: str = "") -> str:

@@ -1,0 +1,34 @@
+"""HACO contact: labels, the model (official-checkpoint compatible), inference and the training stack.
+
+Public names are resolved lazily (``from haco_grasp.contact import build_haco``) so that importing the light
+``haco_grasp.contact.labels`` does not import timm.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "build_haco": "haco_model",
+    "HACO": "haco_model",
+    "HacoConfig": "haco_model",
+    "HacoOutput": "haco_model",
+    "load_haco": "checkpoint",
+    "save_haco_checkpoint": "checkpoint",
+    "predict_hand_contact": "predictor",
+    "HacoPredictor": "predictor",
+    "create_backbone": "backbones",
+    "list_backbones": "backbones",
+    "build_contact_regressors": "regressors",
+    "coarse_labels": "regressors",
+    "hand_contact_labels": "labels",
+    "object_contact_labels": "labels",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"haco_grasp.contact.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'haco_grasp.contact' has no attribute {name!r}")

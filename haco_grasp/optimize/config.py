@@ -40,6 +40,7 @@ class OptimizeConfig:
     Loss:
         w_obj_contact, w_hand_contact, w_pen: weights of the object-contact, hand-contact and penetration terms.
         asym: ContactOpt's asymmetry: missing contact (target > current) costs (1 + asym)×.
+        w_pose_prior: weight of an L2 prior on the finger-pose offset (sum of squared PCA offsets; ContactOpt: 0).
         pen_allowance: penetration depth tolerated by the hinge, metres (0 is used for thin objects).
         thin_object_extent: an object whose smallest bounding-box side is below this (metres) is "thin".
         contact_model: "capsule" (ContactOpt: capsules on sampled object points, kNN) or "sdf" (the same capsule
@@ -49,6 +50,7 @@ class OptimizeConfig:
         sdf_pitch: spacing of the signed-distance grids, metres.
         target_mapping: how hand-contact probabilities become contact-value targets (see ``optimize.targets``).
         target_threshold: threshold of the "binary" and "sharpen" mappings.
+        target_max: the mapped target is multiplied by this (1 = "touch" for a certain contact; 0.5 ≈ "within 2 mm").
     Optimizer:
         lr, amsgrad: Adam settings. n_iter: iterations per restart. lr_schedule: "constant" or "cosine".
         n_restarts: restarts per grasp (all run as one batch). restart_trans_sigma (metres), restart_rot_sigma_deg:
@@ -73,6 +75,7 @@ class OptimizeConfig:
     w_hand_contact: float = 2.5
     w_pen: float = 320.0
     asym: float = 2.0
+    w_pose_prior: float = 0.0
     pen_allowance: float = 0.002
     thin_object_extent: float = 0.01
     contact_model: ContactModel = "sdf"
@@ -81,6 +84,7 @@ class OptimizeConfig:
     sdf_pitch: float = 0.002
     target_mapping: TargetMapping = "identity"
     target_threshold: float = 0.5
+    target_max: float = 1.0
 
     lr: float = 0.02
     amsgrad: bool = True
@@ -105,6 +109,7 @@ class OptimizeConfig:
             ("sdf_pitch", self.sdf_pitch > 0, "> 0 metres"),
             ("pen_allowance", self.pen_allowance >= 0, ">= 0 metres"),
             ("nn_refresh_every", self.nn_refresh_every >= 1, ">= 1"),
+            ("target_max", 0 < self.target_max <= 1, "in (0, 1]"),
             ("contact_model", self.contact_model in ("capsule", "sdf"), "'capsule' or 'sdf'"),
             ("penetration_model", self.penetration_model in ("hinge", "sdf"), "'hinge' or 'sdf'"),
             ("lr_schedule", self.lr_schedule in ("constant", "cosine"), "'constant' or 'cosine'"),

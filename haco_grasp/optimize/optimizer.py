@@ -39,6 +39,7 @@ from haco_grasp.geometry.knn import knn_points
 from haco_grasp.geometry.rotations import axis_angle_to_matrix, euler_zyx_to_matrix, matrix_to_axis_angle
 from haco_grasp.geometry.sampling import sample_surface
 from haco_grasp.geometry.sdf import SdfGrid, sdf_grid
+from haco_grasp.hand.assets import cache_dir
 from haco_grasp.hand.mano import ManoLayer, load_mano
 from haco_grasp.optimize.config import OptimizeConfig, get_config
 from haco_grasp.optimize.targets import map_contact_target
@@ -134,7 +135,8 @@ def _prepare_objects(
         unique[key] = len(unique)
         verts, faces = grasp.obj_verts_canonical, grasp.obj_faces
         need_grid = config.contact_model == "sdf" or config.penetration_model == "sdf"
-        grids.append(sdf_grid(verts, faces, pitch=config.sdf_pitch).to(device, dtype) if need_grid else None)
+        grid = sdf_grid(verts, faces, pitch=config.sdf_pitch, cache_dir=cache_dir() / "sdf") if need_grid else None
+        grids.append(grid.to(device, dtype) if grid is not None else None)
         samples[key] = sample_surface(verts, faces, config.n_obj_points, generator=generator)
     rotation = torch.as_tensor(np.stack([g.obj_rotation for g in grasps]), dtype=dtype, device=device)
     translation = torch.as_tensor(np.stack([g.obj_translation for g in grasps]), dtype=dtype, device=device)
@@ -239,7 +241,7 @@ def optimize_grasp(
     hand_target = None
     if target_hand_contact is not None:
         raw = _as_tensor(target_hand_contact, "target_hand_contact", (batch, num_verts), device, dtype)
-        hand_target = map_contact_target(raw, config.target_mapping, config.target_threshold)
+        hand_target = config.target_max * map_contact_target(raw, config.target_mapping, config.target_threshold)
     obj_target = None
     if target_obj_contact is not None:
         if target_obj_points is None or target_obj_normals is None:
@@ -304,6 +306,9 @@ def optimize_grasp(
         canonical = (rel - obj_trans[:, None]) @ obj_rot  # (N, V, 3)
         terms = _objective(canonical, points, normals, allowance, hand_target_n, obj_target_n, objects, restarts,
                            config, nn_state)  # fmt: skip
+        if config.w_pose_prior > 0:
+            prior = config.w_pose_prior * (config.w_opt_pose * vars_[:, 3 : 3 + k]).square().sum(-1)
+            terms["total"] = terms["total"] + prior
         return terms, out.verts, out.joints, torch.cat([go, hand_pose, transl], dim=1)
 
     history: dict[str, list[Tensor]] = {term: [] for term in LOSS_TERMS}

@@ -1,0 +1,1326 @@
+"""``haco-grasp refine``: refine HFL-Net predictions (``hflnet.pkl``) with the contact-guided grasp optimizer.
+
+Pipeline (:func:`run_refine`)::
+
+    load_hflnet(pred) -> first --limit samples -> Grasps (prediction_to_grasp: YCB models from --objects, MANO from
+    --mano-root) -> contact targets (CONTACT_SOURCES[--contact]) -> optimize_grasp per batch (right and left hands
+    in separate batches, each with its own MANO layer) -> refined.pkl (+ before/after metrics with --dexycb)
+
+Contact sources (:data:`CONTACT_SOURCES`, each a callable ``(grasps, predictions, config) -> ContactTargets``):
+
+- ``geometric``: the input grasp's own 1 cm contact labels (:func:`haco_grasp.contact.labels.hand_contact_labels`
+  of the predicted hand against the predicted object pose); needs nothing else.
+- ``file``: per-vertex hand-contact probabilities from ``--contact-file`` (an ``.npz`` with ``sample_id`` (N,) str
+  and ``hand_contact`` (N, 778) float in [0, 1]), or, without ``--contact-file``, the predictions' own optional
+  ``hand_contact`` field.
+- ``haco``: :func:`haco_grasp.contact.predictor.predict_hand_contact` on the colour image of each sample
+  (``image_path``, else ``color_file``, relative to the DexYCB root ``--dexycb`` / ``$DEX_YCB_DIR``) and its
+  ``crop_box``.
+- ``deepcontact``: :func:`contactopt_bridge.deepcontact.predict_contact` on the grasps (hand and object targets).
+
+``haco`` and ``deepcontact`` are imported when used; if the module, its entry point or its checkpoint is missing
+the run stops with :class:`ContactUnavailableError` (never a silent fallback to another source).
+
+Output ``<out>`` (format ``"haco_grasp.refined/v1"``, a pickled dict of builtins and numpy arrays, readable with
+:func:`haco_grasp.safe_pickle.safe_load` and :func:`load_refined`)::
+
+    format, source_file, source_sha256, source_checkpoint, split, preset, contact_source, contact_oracle,
+    config (RefineConfig as a dict), optimize_config (the resolved OptimizeConfig), versions, date (UTC ISO),
+    world_size, n_samples, metrics (None, or {"input": summary, "refined": summary, ...} with --dexycb)
+    samples: list of dicts, in the order of the prediction file:
+        sample_id str, dex_index int, mano_side str, ycb_id int
+        global_orient float32 (3,), hand_pose float32 (45,) flat-mean axis-angle, betas float32 (10,),
+        transl float32 (3,) metres   -- MANO parameters of the refined hand for its OWN side's model
+                                        (left hands: MANO_LEFT, not HFL-Net's mirrored frame), camera frame
+        hand_verts float32 (778, 3), hand_joints float32 (21, 3) metres, camera frame
+        obj_pose float32 (3, 4) [R | t] metres (the input pose unless the preset optimises the object)
+        target_hand_contact float32 (778,) | None, target_obj_contact float32 (P,) | None,
+        target_obj_points / target_obj_normals float32 (P, 3) | None   -- the contact target used
+        loss float (final loss of the chosen restart), chosen_restart int, iterations int,
+        seconds float (grasp + contact + optimisation wall time of its batch / batch size),
+        contact_oracle bool (the target came from ground truth; the header's flag is True if any sample's is)
+
+``<out>.config.json`` holds the resolved configuration. While running, each finished batch is written atomically
+to ``<out>.partial/batch_<first>_<last>.pkl`` (positions in the prediction file); a rerun of the same command skips
+the samples found there (``--restart`` discards them). ``<out>.partial/manifest.json`` records the prediction
+file's SHA-256, the preset and optimizer settings, the contact source and the MANO dtype; a partial folder of a
+different run is refused. ``<out>`` is written (temp file + ``os.replace``) once every sample is done; then the
+partial folder is removed.
+
+Scale-out: under ``torchrun`` (``WORLD_SIZE > 1``, ``RANK``) each rank refines every ``WORLD_SIZE``-th pending
+sample into the same partial folder (which must be on a file system all ranks share), the ranks meet (gloo
+collectives, initialised from the environment) and rank 0 merges the batches and writes ``<out>``. With
+``--device cuda`` rank r uses ``cuda:<LOCAL_RANK>``.
+
+This module imports only the standard library and numpy at import time (the CLI builds its parser from
+:func:`add_arguments`); torch and the rest of the toolkit are imported when a run starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import importlib
+import json
+import logging
+import os
+import pickle
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from haco_grasp.errors import AssetError, HacoGraspError, InputError
+
+if TYPE_CHECKING:
+    from haco_grasp.data.grasp import Grasp
+    from haco_grasp.data.hflnet import HFLNetFile, HFLNetPrediction
+    from haco_grasp.optimize.config import OptimizeConfig
+
+__all__ = [
+    "CONTACT_SOURCES",
+    "PRESET_NAMES",
+    "REFINED_FORMAT",
+    "ContactSource",
+    "ContactTargets",
+    "ContactUnavailableError",
+    "RefineConfig",
+    "RefineSummary",
+    "RefinedFile",
+    "RefinedSample",
+    "add_arguments",
+    "config_from_args",
+    "load_refined",
+    "run_refine",
+]
+
+logger = logging.getLogger(__name__)
+
+REFINED_FORMAT = "haco_grasp.refined/v1"
+PARTIAL_FORMAT = "haco_grasp.refine-partial/v1"
+BATCH_FORMAT = "haco_grasp.refine-batch/v1"
+#: Names of the optimizer presets (``haco_grasp.optimize.config.PRESETS``; repeated here so ``--help`` stays light).
+PRESET_NAMES = ("fast", "contactopt", "haco")
+NUM_HAND_VERTS = 778
+PICKLE_PROTOCOL = 4
+_MANIFEST_KEYS = ("pred_sha256", "preset", "optimize_config", "contact_source", "contact_file_sha256", "dtype")
+
+
+class ContactUnavailableError(HacoGraspError):
+    """A contact source (``haco``, ``deepcontact``) cannot run: its module, entry point or checkpoint is missing."""
+
+
+# ----------------------------------------------------------------------------------------------- configuration
+@dataclass
+class RefineConfig:
+    """Every setting of :func:`run_refine` (the ``haco-grasp refine`` options), with valid defaults.
+
+    Inputs:
+        pred: the ``hflnet.pkl`` to refine (:mod:`haco_grasp.data.hflnet`).
+        out: the output pickle; ``<out>.config.json`` and, while running, ``<out>.partial/`` go beside it.
+        objects: DexYCB ``models`` folder of the YCB meshes; None: ``<dexycb>/models`` when ``dexycb`` is given,
+            else ``$DEX_YCB_DIR/models``.
+        mano_root: folder with ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``; None: ``$HACO_GRASP_MANO_ROOT``.
+        dexycb: DexYCB root: ground truth for the before/after metrics (matched by ``sample_id``) and the images of
+            the ``haco`` source; None: no metrics (``haco`` then reads images under ``$DEX_YCB_DIR``).
+    Contact:
+        contact: the contact source, a key of :data:`CONTACT_SOURCES` ("geometric", "file", "haco", "deepcontact").
+        contact_file: ``.npz`` of the ``file`` source (``sample_id`` (N,) str, ``hand_contact`` (N, 778) float in
+            [0, 1]); None: the predictions' own ``hand_contact``.
+        contact_checkpoint: checkpoint of the ``haco`` / ``deepcontact`` model; None: the predictor's default.
+        contact_threshold: metres; distance of the ``geometric`` labels and of the metrics' contact labels.
+    Optimisation:
+        preset: optimizer preset, one of :data:`PRESET_NAMES`.
+        optimize: a full :class:`~haco_grasp.optimize.OptimizeConfig` used instead of ``preset`` (API only, e.g.
+            tiny settings in tests; recorded as preset "custom").
+        device: torch device ("cpu", "cuda", "cuda:1"); under torchrun "cuda" means ``cuda:<LOCAL_RANK>``.
+        dtype: "float32" or "float64", precision of the MANO layer during optimisation.
+        batch_size: grasps per optimizer call and per partial file.
+        limit: refine only the first ``limit`` samples of the file; None: all.
+    Run:
+        progress: show a progress bar over samples.
+        restart: discard earlier partial results instead of resuming.
+        metrics_pitch: voxel size of the intersection-volume metric, metres.
+        dist_timeout_s: timeout of the collective operations under torchrun, seconds.
+    """
+
+    pred: str | os.PathLike = ""
+    out: str | os.PathLike = ""
+    objects: str | os.PathLike | None = None
+    mano_root: str | os.PathLike | None = None
+    dexycb: str | os.PathLike | None = None
+    contact: str = "geometric"
+    contact_file: str | os.PathLike | None = None
+    contact_checkpoint: str | os.PathLike | None = None
+    contact_threshold: float = 0.01
+    preset: str = "fast"
+    optimize: OptimizeConfig | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int = 16
+    limit: int | None = None
+    progress: bool = True
+    restart: bool = False
+    metrics_pitch: float = 0.002
+    dist_timeout_s: float = 6 * 3600.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable dict (paths as text, ``optimize`` as its own dict)."""
+        out: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "optimize":
+                value = None if value is None else value.to_dict()
+            elif isinstance(value, os.PathLike):
+                value = str(value)
+            out[item.name] = value
+        return out
+
+
+@dataclass
+class RefineSummary:
+    """What :func:`run_refine` did.
+
+    out: the output pickle. written: whether this process wrote it (rank 0 of a distributed run).
+    n_samples: samples selected (after ``limit``). n_refined: refined by this process now. n_resumed: found
+    finished in the partial folder at start. n_batches: optimizer calls of this process. seconds: wall time.
+    metrics: {"input": summary, "refined": summary} of :func:`haco_grasp.evaluation.score_grasps` (None without
+    ground truth or on ranks > 0). table: the Markdown table of those metrics, or None.
+    rank, world_size: this process's place in a torchrun job (0, 1 otherwise).
+    """
+
+    out: Path
+    written: bool
+    n_samples: int
+    n_refined: int
+    n_resumed: int
+    n_batches: int
+    seconds: float
+    metrics: dict[str, dict[str, float]] | None = None
+    table: str | None = None
+    rank: int = 0
+    world_size: int = 1
+
+
+# ----------------------------------------------------------------------------------------------- contact sources
+@dataclass
+class ContactTargets:
+    """Contact targets of one batch of B grasps (numpy arrays; None where a source gives no such target).
+
+    hand: (B, 778) float in [0, 1], hand-contact probabilities (mapped by the preset's ``target_mapping``).
+    obj: (B, P) float, object contact values. obj_points: (B, P, 3) float, metres, camera frame, where ``obj`` is
+    given. obj_normals: (B, P, 3) float, unit outward normals at ``obj_points``.
+    name: the source's name. oracle: True when the targets were derived from ground truth.
+    """
+
+    hand: np.ndarray | None
+    obj: np.ndarray | None = None
+    obj_points: np.ndarray | None = None
+    obj_normals: np.ndarray | None = None
+    name: str = ""
+    oracle: bool = False
+
+
+#: ``(grasps, predictions, config) -> ContactTargets`` for one batch (grasps and predictions in the same order).
+ContactSource = Callable[[Sequence["Grasp"], Sequence["HFLNetPrediction"], RefineConfig], ContactTargets]
+
+
+def _unavailable(name: str, why: str) -> ContactUnavailableError:
+    return ContactUnavailableError(
+        f"--contact {name} is not available: {why}; use --contact geometric or --contact file"
+    )
+
+
+def _entry_point(name: str, module_name: str, function: str) -> Callable[..., Any]:
+    """The optional contact predictor ``module_name.function``, or ContactUnavailableError saying what is missing."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _unavailable(name, f"cannot import {module_name} ({exc})") from None
+    entry = getattr(module, function, None)
+    if not callable(entry):
+        raise _unavailable(name, f"{module_name} has no {function}()")
+    return entry
+
+
+def _as_numpy(value: Any, what: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    """A predictor's output as a finite float32 numpy array of the given shape (None: any size)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    ok = array.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, array.shape, strict=False))
+    if not ok or array.dtype.kind not in "fiu":
+        raise InputError(f"{what}: expected a float array of shape {shape}, got {array.dtype} {array.shape}")
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{what}: contains NaN or inf")
+    return array
+
+
+def _check_probabilities(array: np.ndarray, what: str, fix: str) -> None:
+    if array.size and (array.min() < 0.0 or array.max() > 1.0):
+        raise InputError(
+            f"{what}: expected probabilities in [0, 1], got range [{array.min():.3g}, {array.max():.3g}]; {fix}"
+        )
+
+
+def geometric_contact(
+    grasps: Sequence[Grasp], predictions: Sequence[HFLNetPrediction], config: RefineConfig
+) -> ContactTargets:
+    """The input grasps' own contact labels: hand vertices within ``contact_threshold`` of (or inside) the object.
+
+    Returns:
+        ContactTargets with hand: (B, 778) float32 in {0, 1}.
+    """
+    from haco_grasp.contact.labels import hand_contact_labels
+
+    tag = f"geometry<{config.contact_threshold:g}m"  # what prediction_to_grasp already computed
+    rows = []
+    for grasp in grasps:
+        if grasp.meta.get("contact_source") == tag:
+            rows.append(np.asarray(grasp.hand_contact, np.float32))
+        else:
+            labels = hand_contact_labels(grasp.hand_verts, grasp.obj_verts, grasp.obj_faces, config.contact_threshold)
+            rows.append(np.asarray(labels, np.float32))
+    return ContactTargets(hand=np.stack(rows), name="geometric", oracle=False)
+
+
+_CONTACT_FILE_CACHE: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+
+
+def _read_contact_file(path: Path) -> dict[str, np.ndarray]:
+    """``sample_id -> (778,) float32`` from a contact ``.npz`` (validated; read once per file version)."""
+    label = f"--contact-file {path}"
+    if not path.is_file():
+        raise AssetError(f"{label}: file not found; pass an .npz with sample_id (N,) and hand_contact (N, 778)")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key in _CONTACT_FILE_CACHE:
+        return _CONTACT_FILE_CACHE[key]
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(
+            f"{label}: not a readable .npz ({type(exc).__name__}: {exc}); write it with numpy.savez(path, "
+            "sample_id=..., hand_contact=...)"
+        ) from None
+    for name in ("sample_id", "hand_contact"):
+        if name not in arrays:
+            raise InputError(f"{label}: missing array {name!r} (found {sorted(arrays)}); add it with numpy.savez")
+    ids, contact = arrays["sample_id"], arrays["hand_contact"]
+    if ids.ndim != 1 or ids.dtype.kind not in "US":
+        raise InputError(f"{label}: sample_id expected a (N,) str array, got {ids.dtype} {ids.shape}")
+    if contact.ndim != 2 or contact.shape != (ids.shape[0], NUM_HAND_VERTS) or contact.dtype.kind not in "fiu":
+        raise InputError(
+            f"{label}: hand_contact expected a float ({ids.shape[0]}, {NUM_HAND_VERTS}) array (one row per "
+            f"sample_id, one value per MANO vertex), got {contact.dtype} {contact.shape}"
+        )
+    contact = contact.astype(np.float32)
+    if not np.all(np.isfinite(contact)):
+        raise InputError(f"{label}: hand_contact contains NaN or inf; store probabilities in [0, 1]")
+    _check_probabilities(contact, f"{label}: hand_contact", "store probabilities (apply a sigmoid to logits)")
+    names = [str(v.decode() if isinstance(v, bytes) else v) for v in ids.tolist()]
+    table: dict[str, np.ndarray] = {}
+    for row, name in enumerate(names):
+        if name in table:
+            raise InputError(f"{label}: sample_id {name!r} appears twice; keep one row per sample")
+        table[name] = contact[row]
+    _CONTACT_FILE_CACHE.clear()
+    _CONTACT_FILE_CACHE[key] = table
+    return table
+
+
+def file_contact(
+    grasps: Sequence[Grasp], predictions: Sequence[HFLNetPrediction], config: RefineConfig
+) -> ContactTargets:
+    """Hand-contact probabilities from ``config.contact_file``, else from the predictions' ``hand_contact``.
+
+    Returns:
+        ContactTargets with hand: (B, 778) float32 in [0, 1].
+    """
+    rows = []
+    if config.contact_file is None:
+        for pred in predictions:
+            if pred.hand_contact is None:
+                raise InputError(
+                    f"--contact file: sample {pred.sample_id!r} of --pred has no hand_contact and no --contact-file "
+                    "was given; pass --contact-file PATH.npz (sample_id, hand_contact (N, 778))"
+                )
+            rows.append(np.asarray(pred.hand_contact, np.float32))
+    else:
+        path = Path(config.contact_file).expanduser()
+        table = _read_contact_file(path)
+        missing = [p.sample_id for p in predictions if p.sample_id not in table]
+        if missing:
+            raise InputError(
+                f"--contact-file {path}: sample_id {missing[0]!r} (and {len(missing) - 1} more) of --pred is absent; "
+                "add rows for every refined sample"
+            )
+        rows = [table[p.sample_id] for p in predictions]
+    return ContactTargets(hand=np.stack(rows), name="file", oracle=False)
+
+
+def _dexycb_root(config: RefineConfig, purpose: str) -> Path:
+    from haco_grasp.data.dexycb import resolve_dexycb_root
+
+    try:
+        return resolve_dexycb_root(config.dexycb)
+    except AssetError as exc:
+        raise AssetError(f"{purpose}: {exc}") from None
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc}); check the DexYCB copy") from None
+
+
+def haco_contact(
+    grasps: Sequence[Grasp], predictions: Sequence[HFLNetPrediction], config: RefineConfig
+) -> ContactTargets:
+    """HACO's hand-contact probabilities for each sample's image and crop box.
+
+    Calls ``haco_grasp.contact.predictor.predict_hand_contact(images, boxes, sides, checkpoint=..., device=...)``
+    with images (b, H, W, 3) uint8 RGB (the prediction's ``image_path``, else its ``color_file``, under the DexYCB
+    root) and boxes (b, 4) float32 x0, y0, x1, y1 pixels (its ``crop_box``); samples are grouped by image size.
+
+    Returns:
+        ContactTargets with hand: (B, 778) float32 in [0, 1].
+    """
+    predict = _entry_point("haco", "haco_grasp.contact.predictor", "predict_hand_contact")
+    root = _dexycb_root(config, "--contact haco needs the images: pass --dexycb DIR or set $DEX_YCB_DIR")
+    images, boxes = [], []
+    for pred in predictions:
+        if pred.crop_box is None:
+            raise InputError(
+                f"--contact haco: sample {pred.sample_id!r} of --pred has no crop_box (x0, y0, x1, y1 pixels); "
+                "store the crop HFL-Net used, or use --contact geometric / file"
+            )
+        relative = pred.image_path or pred.color_file
+        path = root / relative
+        if not path.is_file():
+            raise AssetError(f"--contact haco: image of sample {pred.sample_id!r} not found: {path}; check --dexycb")
+        images.append(_load_rgb(path))
+        boxes.append(np.asarray(pred.crop_box, np.float32))
+    hand = np.zeros((len(predictions), NUM_HAND_VERTS), np.float32)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for b, image in enumerate(images):
+        groups.setdefault(image.shape, []).append(b)
+    for members in groups.values():
+        try:
+            out = predict(
+                np.stack([images[b] for b in members]),
+                np.stack([boxes[b] for b in members]),
+                [predictions[b].mano_side for b in members],
+                checkpoint=None if config.contact_checkpoint is None else str(config.contact_checkpoint),
+                device=config.device,
+            )
+        except FileNotFoundError as exc:  # AssetError included: a missing checkpoint
+            raise _unavailable("haco", str(exc)) from None
+        probs = _as_numpy(out, "predict_hand_contact output", (len(members), NUM_HAND_VERTS))
+        _check_probabilities(probs, "predict_hand_contact output", "the predictor must return probabilities")
+        hand[members] = probs
+    return ContactTargets(hand=hand, name="haco", oracle=False)
+
+
+def deepcontact_contact(
+    grasps: Sequence[Grasp], predictions: Sequence[HFLNetPrediction], config: RefineConfig
+) -> ContactTargets:
+    """DeepContact's hand and object contact for the grasps.
+
+    Calls ``contactopt_bridge.deepcontact.predict_contact(grasps, checkpoint=..., device=...)``, which returns hand
+    (B, 778), obj (B, P), obj_points (B, P, 3) and obj_normals (B, P, 3) (camera frame, metres).
+
+    Returns:
+        ContactTargets with hand (B, 778), obj (B, P), obj_points (B, P, 3), obj_normals (B, P, 3), float32.
+    """
+    predict = _entry_point("deepcontact", "contactopt_bridge.deepcontact", "predict_contact")
+    try:
+        out = predict(
+            list(grasps),
+            checkpoint=None if config.contact_checkpoint is None else str(config.contact_checkpoint),
+            device=config.device,
+        )
+    except FileNotFoundError as exc:
+        raise _unavailable("deepcontact", str(exc)) from None
+    batch = len(grasps)
+    what = "predict_contact output"
+    hand = _as_numpy(out.hand, f"{what}.hand", (batch, NUM_HAND_VERTS))
+    obj = _as_numpy(out.obj, f"{what}.obj", (batch, None))
+    points = _as_numpy(out.obj_points, f"{what}.obj_points", (batch, obj.shape[1], 3))
+    normals = _as_numpy(out.obj_normals, f"{what}.obj_normals", (batch, obj.shape[1], 3))
+    return ContactTargets(hand=hand, obj=obj, obj_points=points, obj_normals=normals, name="deepcontact")
+
+
+#: The contact sources of ``--contact``, by name.
+CONTACT_SOURCES: dict[str, ContactSource] = {
+    "geometric": geometric_contact,
+    "file": file_contact,
+    "haco": haco_contact,
+    "deepcontact": deepcontact_contact,
+}
+
+
+def _check_targets(targets: ContactTargets, batch: int, name: str) -> None:
+    if not isinstance(targets, ContactTargets):
+        raise InputError(f"contact source {name!r}: expected ContactTargets, got {type(targets).__name__}")
+    if targets.hand is None and targets.obj is None:
+        raise InputError(f"contact source {name!r}: returned neither a hand nor an object target")
+    if targets.hand is not None:
+        _as_numpy(targets.hand, f"contact source {name!r}: hand", (batch, NUM_HAND_VERTS))
+    if targets.obj is not None and (targets.obj_points is None or targets.obj_normals is None):
+        raise InputError(f"contact source {name!r}: an object target needs obj_points and obj_normals")
+
+
+# ----------------------------------------------------------------------------------------------- output records
+_ARRAY_SHAPES: dict[str, tuple[int | None, ...]] = {
+    "global_orient": (3,),
+    "hand_pose": (45,),
+    "betas": (None,),
+    "transl": (3,),
+    "hand_verts": (NUM_HAND_VERTS, 3),
+    "hand_joints": (21, 3),
+    "obj_pose": (3, 4),
+}
+_TARGET_SHAPES: dict[str, tuple[int | None, ...]] = {
+    "target_hand_contact": (NUM_HAND_VERTS,),
+    "target_obj_contact": (None,),
+    "target_obj_points": (None, 3),
+    "target_obj_normals": (None, 3),
+}
+
+
+@dataclass
+class RefinedSample:
+    """One refined sample of ``refined.pkl`` (see the module docstring for the conventions).
+
+    global_orient: (3,), hand_pose: (45,) flat-mean axis-angle, betas: (10,), transl: (3,) metres; float32, for
+    the MANO model of ``mano_side``. hand_verts: (778, 3), hand_joints: (21, 3) float32 metres, camera frame.
+    obj_pose: (3, 4) float32 [R | t]. target_hand_contact: (778,) | None, target_obj_contact: (P,) | None,
+    target_obj_points / target_obj_normals: (P, 3) | None, float32: the contact target used.
+    """
+
+    sample_id: str
+    dex_index: int
+    mano_side: str
+    ycb_id: int
+    global_orient: np.ndarray
+    hand_pose: np.ndarray
+    betas: np.ndarray
+    transl: np.ndarray
+    hand_verts: np.ndarray
+    hand_joints: np.ndarray
+    obj_pose: np.ndarray
+    target_hand_contact: np.ndarray | None
+    target_obj_contact: np.ndarray | None
+    target_obj_points: np.ndarray | None
+    target_obj_normals: np.ndarray | None
+    loss: float
+    chosen_restart: int
+    iterations: int
+    seconds: float
+    contact_oracle: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sample as stored in the pickle."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> RefinedSample:
+        """Validate one stored sample (``where`` names it in errors)."""
+        if not isinstance(raw, dict):
+            raise InputError(f"{where}: expected a dict, got {type(raw).__name__}")
+        missing = [item.name for item in fields(cls) if item.name not in raw and item.name != "contact_oracle"]
+        if missing:
+            raise InputError(f"{where}: missing field {missing[0]!r}; the file is not a complete {REFINED_FORMAT}")
+        values = dict(raw)
+        for name, shape in _ARRAY_SHAPES.items():
+            values[name] = _as_numpy(raw[name], f"{where}.{name}", shape)
+        for name, shape in _TARGET_SHAPES.items():
+            values[name] = None if raw[name] is None else _as_numpy(raw[name], f"{where}.{name}", shape)
+        if raw["mano_side"] not in ("right", "left"):
+            raise InputError(f"{where}.mano_side: expected 'right' or 'left', got {raw['mano_side']!r}")
+        known = {item.name for item in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class RefinedFile:
+    """A whole ``refined.pkl``: the header and the samples (see the module docstring)."""
+
+    samples: list[RefinedSample]
+    source_file: str
+    source_sha256: str
+    source_checkpoint: str
+    split: str
+    preset: str
+    contact_source: str
+    contact_oracle: bool
+    config: dict
+    optimize_config: dict
+    versions: dict
+    date: str
+    world_size: int
+    metrics: dict | None
+    format: str = REFINED_FORMAT
+
+    def by_id(self) -> dict[str, RefinedSample]:
+        """Samples keyed by ``sample_id``."""
+        return {s.sample_id: s for s in self.samples}
+
+
+def load_refined(path: str | os.PathLike) -> RefinedFile:
+    """Read and validate a ``refined.pkl`` written by :func:`run_refine` (restricted unpickler).
+
+    Args:
+        path: the file.
+
+    Returns:
+        RefinedFile with every sample's arrays checked (float32).
+
+    Raises:
+        AssetError: no such file. InputError: not a ``haco_grasp.refined/v1`` file, or a field is malformed.
+    """
+    from haco_grasp.safe_pickle import safe_load
+
+    raw = safe_load(path)
+    label = str(path)
+    if not isinstance(raw, dict) or raw.get("format") != REFINED_FORMAT:
+        got = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+        raise InputError(f"{label}: header 'format' expected {REFINED_FORMAT!r}, got {got!r}; is this refine output?")
+    header = [item.name for item in fields(RefinedFile) if item.name != "samples"]
+    missing = [name for name in header if name not in raw]
+    if missing or not isinstance(raw.get("samples"), list):
+        raise InputError(f"{label}: header field {(missing or ['samples'])[0]!r} missing or malformed")
+    samples = [RefinedSample.from_dict(s, f"{label}: samples[{i}]") for i, s in enumerate(raw["samples"])]
+    return RefinedFile(samples=samples, **{name: raw[name] for name in header})
+
+
+def _records(
+    predictions: Sequence[HFLNetPrediction], result: Any, targets: ContactTargets, seconds: float
+) -> list[dict[str, Any]]:
+    """Per-sample output dicts of one optimizer call (numpy float32 arrays, builtins)."""
+
+    def f32(value: Any) -> np.ndarray:
+        return np.ascontiguousarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value, np.float32)
+
+    def row(array: np.ndarray | None, b: int) -> np.ndarray | None:
+        return None if array is None else np.ascontiguousarray(array[b], np.float32)
+
+    out = []
+    for b, pred in enumerate(predictions):
+        rotation, translation = f32(result.obj_rotation[b]), f32(result.obj_translation[b])
+        sample = RefinedSample(
+            sample_id=pred.sample_id,
+            dex_index=int(pred.dex_index),
+            mano_side=pred.mano_side,
+            ycb_id=int(pred.ycb_id),
+            global_orient=f32(result.global_orient[b]),
+            hand_pose=f32(result.hand_pose[b]),
+            betas=f32(result.betas[b]),
+            transl=f32(result.transl[b]),
+            hand_verts=f32(result.verts[b]),
+            hand_joints=f32(result.joints[b]),
+            obj_pose=np.concatenate([rotation, translation[:, None]], axis=1),
+            target_hand_contact=row(targets.hand, b),
+            target_obj_contact=row(targets.obj, b),
+            target_obj_points=row(targets.obj_points, b),
+            target_obj_normals=row(targets.obj_normals, b),
+            loss=float(result.loss[b]),
+            chosen_restart=int(result.chosen_restart[b]),
+            iterations=int(result.iterations),
+            seconds=float(seconds / len(predictions)),
+            contact_oracle=bool(targets.oracle),
+        )
+        out.append(sample.to_dict())
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- files
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _partial_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def _batch_name(first: int, last: int) -> str:
+    return f"batch_{first:06d}_{last:06d}.pkl"
+
+
+def _read_finished(partial: Path, wanted: set[str]) -> dict[str, dict[str, Any]]:
+    """Finished sample records (``sample_id -> dict``) found in the partial folder, restricted to ``wanted``."""
+    from haco_grasp.safe_pickle import safe_load
+
+    found: dict[str, dict[str, Any]] = {}
+    if not partial.is_dir():
+        return found
+    for path in sorted(partial.glob("batch_*.pkl")):
+        try:
+            raw = safe_load(path)
+        except HacoGraspError as exc:
+            raise InputError(f"{path}: unreadable partial batch ({exc}); delete it or rerun with --restart") from None
+        if not isinstance(raw, dict) or raw.get("format") != BATCH_FORMAT or not isinstance(raw.get("samples"), list):
+            raise InputError(f"{path}: not a {BATCH_FORMAT} file; delete it or rerun with --restart")
+        for record in raw["samples"]:
+            sample_id = record.get("sample_id") if isinstance(record, dict) else None
+            if sample_id in wanted and sample_id not in found:
+                found[sample_id] = record
+    return found
+
+
+# ----------------------------------------------------------------------------------------------- run plan
+@dataclass
+class _Plan:
+    """A validated run: resolved paths, predictions and optimizer settings."""
+
+    config: RefineConfig
+    pred: Path
+    out: Path
+    partial: Path
+    file: HFLNetFile
+    predictions: list[HFLNetPrediction]
+    optimize: OptimizeConfig
+    preset: str
+    models_root: Path | None
+    pred_sha256: str
+    contact_file_sha256: str | None
+    device: str
+    rank: int = 0
+    world_size: int = 1
+    dex_indices: dict[str, int] = field(default_factory=dict)
+    dataset: Any = None  # the ground-truth DexYCB, opened on first use
+
+
+def _positive_int(value: Any, flag: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InputError(f"{flag}: expected a positive integer, got {value!r}")
+
+
+def _existing_dir(value: Any, flag: str, what: str) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise AssetError(f"{flag} {path}: not a folder; expected {what}")
+    return path
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"${name}: expected an integer (set by torchrun), got {text!r}") from None
+
+
+def _plan(config: RefineConfig) -> _Plan:
+    """Validate the configuration and load the predictions (no optimisation yet)."""
+    import torch
+
+    from haco_grasp.data.hflnet import load_hflnet
+    from haco_grasp.optimize.config import OptimizeConfig, get_config
+
+    if not isinstance(config, RefineConfig):
+        raise InputError(f"config: expected a RefineConfig, got {type(config).__name__}")
+    if config.contact not in CONTACT_SOURCES:
+        raise InputError(f"--contact: unknown source {config.contact!r}; choose one of {sorted(CONTACT_SOURCES)}")
+    if config.contact_file is not None and config.contact != "file":
+        raise InputError(f"--contact-file is read only with --contact file, got --contact {config.contact}")
+    _positive_int(config.batch_size, "--batch-size")
+    _positive_int(config.limit, "--limit", allow_none=True)
+    if config.dtype not in ("float32", "float64"):
+        raise InputError(f"dtype: expected 'float32' or 'float64', got {config.dtype!r}")
+    if not (isinstance(config.contact_threshold, (int, float)) and config.contact_threshold > 0):
+        raise InputError(f"contact_threshold: expected a positive number of metres, got {config.contact_threshold!r}")
+    if config.optimize is not None:
+        if not isinstance(config.optimize, OptimizeConfig):
+            raise InputError(f"optimize: expected an OptimizeConfig, got {type(config.optimize).__name__}")
+        optimize, preset = config.optimize, "custom"
+    else:
+        if config.preset not in PRESET_NAMES:
+            raise InputError(f"--preset: unknown {config.preset!r}; choose one of {list(PRESET_NAMES)}")
+        optimize, preset = get_config(config.preset), config.preset
+
+    rank, world_size = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise InputError(f"$RANK / $WORLD_SIZE: expected 0 <= RANK < WORLD_SIZE, got {rank} / {world_size}")
+    device = str(config.device)
+    if world_size > 1 and device == "cuda":
+        device = f"cuda:{_env_int('LOCAL_RANK', 0)}"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"--device: expected 'cpu', 'cuda' or 'cuda:N', got {config.device!r}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {config.device}: CUDA is not available here; use --device cpu")
+
+    if not str(config.pred):
+        raise InputError("--pred: expected the hflnet.pkl to refine, got nothing")
+    if not str(config.out):
+        raise InputError("--out: expected the output file (e.g. refined.pkl), got nothing")
+    pred = Path(config.pred).expanduser()
+    if not pred.is_file():
+        raise AssetError(f"--pred {pred}: file not found; pass the hflnet.pkl to refine (haco_grasp.hflnet/v1)")
+    out = Path(config.out).expanduser()
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a folder; expected a file name such as {out / 'refined.pkl'}")
+    if out.resolve() == pred.resolve():
+        raise InputError(f"--out {out}: is the --pred file; choose another output name")
+    objects = _existing_dir(config.objects, "--objects", "the DexYCB models folder (models/<ycb name>/...)")
+    dexycb = _existing_dir(config.dexycb, "--dexycb", "the DexYCB root folder")
+    _existing_dir(config.mano_root, "--mano-root", "a folder holding MANO_RIGHT.pkl / MANO_LEFT.pkl")
+    models_root = objects if objects is not None else (dexycb / "models" if dexycb is not None else None)
+
+    file = load_hflnet(pred)
+    if not file.samples:
+        raise InputError(f"--pred {pred}: holds no samples; nothing to refine")
+    predictions = list(file.samples)
+    seen: dict[str, int] = {}
+    for i, sample in enumerate(predictions):
+        if sample.sample_id in seen:
+            raise InputError(
+                f"--pred {pred}: samples[{i}].sample_id {sample.sample_id!r} repeats samples[{seen[sample.sample_id]}]"
+                "; sample ids must be unique"
+            )
+        seen[sample.sample_id] = i
+    if config.limit is not None:
+        predictions = predictions[: int(config.limit)]
+    contact_sha = None
+    if config.contact_file is not None:
+        contact_path = Path(config.contact_file).expanduser()
+        _read_contact_file(contact_path)
+        contact_sha = _sha256(contact_path)
+    return _Plan(
+        config=config,
+        pred=pred,
+        out=out,
+        partial=_partial_dir(out),
+        file=file,
+        predictions=predictions,
+        optimize=optimize,
+        preset=preset,
+        models_root=models_root,
+        pred_sha256=_sha256(pred),
+        contact_file_sha256=contact_sha,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+    )
+
+
+def _preflight(plan: _Plan) -> None:
+    """Checks that would otherwise fail after hours of work: contact source inputs, GT matching."""
+    config = plan.config
+    if config.contact == "file":
+        file_contact([], plan.predictions, config)  # every selected sample has a target
+    elif config.contact == "haco":
+        _entry_point("haco", "haco_grasp.contact.predictor", "predict_hand_contact")
+    elif config.contact == "deepcontact":
+        _entry_point("deepcontact", "contactopt_bridge.deepcontact", "predict_contact")
+    if config.contact in ("haco", "deepcontact") and config.contact_checkpoint is not None:
+        if not Path(config.contact_checkpoint).expanduser().exists():
+            raise _unavailable(config.contact, f"checkpoint {config.contact_checkpoint} not found")
+    if config.dexycb is not None:
+        dataset = _ground_truth_dataset(plan)
+        for pred in plan.predictions:
+            try:
+                plan.dex_indices[pred.sample_id] = dataset.index_of(pred.sample_id)
+            except InputError:
+                raise InputError(
+                    f"--dexycb {config.dexycb}: sample_id {pred.sample_id!r} of --pred is absent from its "
+                    f"{dataset.split}; pass the DexYCB copy the predictions were made on, or drop --dexycb"
+                ) from None
+
+
+def _ground_truth_dataset(plan: _Plan) -> Any:
+    from haco_grasp.data.dexycb import S0_SPLITS, DexYCB
+
+    if plan.dataset is None:
+        split = plan.file.split if plan.file.split in S0_SPLITS else "s0_test"
+        plan.dataset = DexYCB(plan.config.dexycb, split=split, subset="all", mano_root=plan.config.mano_root,
+                              strict=False)  # fmt: skip
+    return plan.dataset
+
+
+def _manifest(plan: _Plan) -> dict[str, Any]:
+    return {
+        "format": PARTIAL_FORMAT,
+        "pred_file": str(plan.pred.resolve()),
+        "pred_sha256": plan.pred_sha256,
+        "preset": plan.preset,
+        "optimize_config": json.loads(json.dumps(plan.optimize.to_dict())),
+        "contact_source": plan.config.contact,
+        "contact_file_sha256": plan.contact_file_sha256,
+        "dtype": plan.config.dtype,
+    }
+
+
+def _prepare_partial(plan: _Plan) -> None:
+    """Create (or, with ``restart``, empty) the partial folder and check it belongs to this run."""
+    partial = plan.partial
+    if plan.config.restart and partial.exists():
+        logger.info("--restart: discarding %s", partial)
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    manifest = _manifest(plan)
+    path = partial / "manifest.json"
+    has_batches = any(partial.glob("batch_*.pkl"))
+    if not has_batches:  # nothing to mix up: (re)claim the folder for this run
+        _atomic_write(path, json.dumps(manifest, indent=1).encode())
+        return
+    if not path.is_file():
+        raise InputError(f"{partial}: holds batches but no manifest.json; rerun with --restart to discard them")
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise InputError(f"{path}: unreadable; rerun with --restart to discard the partial results") from None
+    for key in _MANIFEST_KEYS:
+        if old.get(key) != manifest[key]:
+            if key == "pred_sha256":
+                detail = f"--pred differs: {old.get('pred_file')} there, {manifest['pred_file']} now (other content)"
+            elif key == "optimize_config":
+                detail = "optimizer settings differ"
+            else:
+                detail = f"{key} differs: {old.get(key)!r} there, {manifest[key]!r} now"
+            raise InputError(
+                f"{partial}: holds partial results of a different run ({detail}); rerun with --restart to discard "
+                "them, or choose another --out"
+            )
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    import haco_grasp
+    from haco_grasp.info import git_commit
+
+    return {
+        "haco_grasp": haco_grasp.__version__,
+        "commit": git_commit(),
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+    }
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_config_json(plan: _Plan) -> None:
+    payload = {
+        "command": "haco-grasp refine",
+        "config": plan.config.to_dict(),
+        "preset": plan.preset,
+        "optimize_config": plan.optimize.to_dict(),
+        "contact_source": plan.config.contact,
+        "device": plan.device,
+        "world_size": plan.world_size,
+        "pred_sha256": plan.pred_sha256,
+        "versions": _versions(),
+        "date": _now(),
+    }
+    path = plan.out.with_name(plan.out.name + ".config.json")
+    _atomic_write(path, json.dumps(payload, indent=1, default=str).encode())
+
+
+# ----------------------------------------------------------------------------------------------- process group
+class _Group:
+    """The torchrun process group (gloo), or a single process; errors are shared so every rank stops together."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self.rank, self.world_size, self.owned = plan.rank, plan.world_size, False
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                try:  # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE from the environment (torchrun sets them)
+                    dist.init_process_group(
+                        "gloo", timeout=datetime.timedelta(seconds=float(plan.config.dist_timeout_s))
+                    )
+                except (RuntimeError, ValueError) as exc:
+                    raise InputError(
+                        f"WORLD_SIZE={self.world_size} but the process group could not start ({exc}); launch with "
+                        "torchrun, or unset WORLD_SIZE for a single process"
+                    ) from None
+                self.owned = True
+
+    def share_from_root(self, error: str | None) -> str | None:
+        """Rank 0's error message (or None), on every rank."""
+        if self.world_size == 1:
+            return error
+        import torch.distributed as dist
+
+        box = [error]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, error: str | None) -> list[str | None]:
+        """Every rank's error message (or None), on every rank."""
+        if self.world_size == 1:
+            return [error]
+        import torch.distributed as dist
+
+        boxes: list[str | None] = [None] * self.world_size
+        dist.all_gather_object(boxes, error)
+        return boxes
+
+    def close(self) -> None:
+        if self.owned:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _describe(exc: BaseException) -> str:
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+
+
+# ----------------------------------------------------------------------------------------------- the run
+def _make_batches(positions: Sequence[int], predictions: Sequence[HFLNetPrediction], size: int) -> list[list[int]]:
+    """Positions split by hand side, chunked, ordered by their first position."""
+    by_side: dict[str, list[int]] = {"right": [], "left": []}
+    for position in positions:
+        by_side[predictions[position].mano_side].append(position)
+    batches = [members[i : i + size] for members in by_side.values() for i in range(0, len(members), size)]
+    return sorted(batches, key=lambda batch: batch[0])
+
+
+class _Inputs:
+    """Builds the input Grasps of predictions (MANO and YCB meshes loaded once)."""
+
+    def __init__(self, plan: _Plan) -> None:
+        from haco_grasp.data.dexycb import ManoLayerCache, object_provider
+
+        self.plan = plan
+        self.cache = ManoLayerCache(plan.config.mano_root)
+        self.models = object_provider(plan.models_root)
+
+    def grasp(self, pred: HFLNetPrediction) -> Grasp:
+        from haco_grasp.data.hflnet import prediction_to_grasp
+
+        try:
+            return prediction_to_grasp(
+                pred, self.cache, self.models, contact_threshold=self.plan.config.contact_threshold
+            )
+        except AssetError as exc:
+            if "YCB model" in str(exc) or "DEX_YCB_DIR" in str(exc):
+                raise AssetError(
+                    f"sample {pred.sample_id!r} (ycb_id {pred.ycb_id}): {exc}; pass --objects DIR (the DexYCB models "
+                    "folder)"
+                ) from None
+            raise
+
+
+def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> int:
+    """Optimise each batch and write its records to the partial folder; returns the samples refined."""
+    import torch
+
+    import haco_grasp.optimize as optimize_module
+    from haco_grasp.data.dexycb import ManoLayerCache
+
+    config = plan.config
+    dtype = torch.float32 if config.dtype == "float32" else torch.float64
+    layers = ManoLayerCache(config.mano_root, dtype=dtype)
+    source = CONTACT_SOURCES[config.contact]
+    total = sum(len(batch) for batch in batches)
+    bar = None
+    if config.progress and plan.rank == 0 and total:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="refine", unit="grasp")
+    done = 0
+    try:
+        for batch in batches:
+            started = time.perf_counter()
+            predictions = [plan.predictions[i] for i in batch]
+            grasps = [inputs.grasp(pred) for pred in predictions]
+            targets = source(grasps, predictions, config)
+            _check_targets(targets, len(batch), config.contact)
+            result = optimize_module.optimize_grasp(
+                grasps,
+                target_hand_contact=targets.hand,
+                target_obj_contact=targets.obj,
+                target_obj_points=targets.obj_points,
+                target_obj_normals=targets.obj_normals,
+                config=plan.optimize,
+                layer=layers.layer(predictions[0].mano_side),
+                device=plan.device,
+                progress=False,
+            )
+            records = _records(predictions, result, targets, time.perf_counter() - started)
+            payload = {"format": BATCH_FORMAT, "rank": plan.rank, "samples": records}
+            _atomic_write(plan.partial / _batch_name(batch[0], batch[-1]),
+                          pickle.dumps(payload, protocol=PICKLE_PROTOCOL))  # fmt: skip
+            done += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
+    except BaseException as exc:
+        if done or not isinstance(exc, HacoGraspError):
+            logger.warning("refine stopped (%s) after %d refined samples; finished batches are kept in %s - rerun the "
+                           "same command to resume", _describe(exc), done, plan.partial)  # fmt: skip
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return done
+
+
+def _metrics(plan: _Plan, inputs: _Inputs, records: dict[str, dict[str, Any]]) -> tuple[dict, str]:
+    """Before/after scores against the DexYCB ground truth, and their Markdown table."""
+    from haco_grasp.evaluation import markdown_table, score_grasps
+
+    config = plan.config
+    dataset = _ground_truth_dataset(plan)
+    truths, before, after, seconds, skipped = [], [], [], [], []
+    for pred in plan.predictions:
+        index = plan.dex_indices.get(pred.sample_id)
+        if index is None:
+            index = dataset.index_of(pred.sample_id)
+        if index != pred.dex_index:
+            logger.warning("sample %s: dex_index %d in --pred but %d in --dexycb (partial copy?); matched by id",
+                           pred.sample_id, pred.dex_index, index)  # fmt: skip
+        sample = dataset.sample_at_index(index)
+        if not sample.has_hand:
+            skipped.append(pred.sample_id)
+            continue
+        truths.append(sample.to_grasp(dataset.layer_cache, inputs.models, config.contact_threshold))
+        grasp = inputs.grasp(pred)
+        record = records[pred.sample_id]
+        pose = np.asarray(record["obj_pose"], np.float64)
+        refined = grasp.with_hand(
+            **{k: np.asarray(record[k], np.float64) for k in ("global_orient", "hand_pose", "betas", "transl")},
+            hand_verts=np.asarray(record["hand_verts"], np.float64),
+            hand_joints=np.asarray(record["hand_joints"], np.float64),
+            obj_rotation=pose[:, :3].copy(),
+            obj_translation=pose[:, 3].copy(),
+        )
+        before.append(grasp)
+        after.append(refined)
+        seconds.append(float(record["seconds"]))
+    if not truths:
+        raise InputError(f"--dexycb {config.dexycb}: none of the selected samples has a hand annotation to score")
+    if skipped:
+        logger.warning("metrics: %d samples without a ground-truth hand skipped (e.g. %s)", len(skipped), skipped[0])
+    pitch, threshold = config.metrics_pitch, config.contact_threshold
+    rows = {
+        "input": score_grasps(before, truths, pitch=pitch, contact_threshold=threshold).summary(),
+        "refined": score_grasps(
+            after, truths, pitch=pitch, contact_threshold=threshold, seconds_per_grasp=float(np.mean(seconds))
+        ).summary(),  # fmt: skip
+    }
+    title = (f"{plan.pred.name}: {len(truths)} samples vs DexYCB ground truth (contact {config.contact}, preset "
+             f"{plan.preset}; MPJPE absolute, camera frame)")  # fmt: skip
+    return rows, markdown_table(rows, title=title)
+
+
+def _merge(plan: _Plan, inputs: _Inputs) -> tuple[dict | None, str | None]:
+    """Collect every sample from the partial folder, score it, write ``<out>`` and remove the partial folder."""
+    ids = [pred.sample_id for pred in plan.predictions]
+    records = _read_finished(plan.partial, set(ids))
+    missing = [sample_id for sample_id in ids if sample_id not in records]
+    if missing:
+        raise HacoGraspError(
+            f"{plan.partial}: {len(missing)} samples are not finished (e.g. {missing[0]!r}); rerun to resume"
+        )
+    metrics = table = None
+    if plan.config.dexycb is not None:
+        metrics, table = _metrics(plan, inputs, records)
+    payload = {
+        "format": REFINED_FORMAT,
+        "source_file": str(plan.pred.resolve()),
+        "source_sha256": plan.pred_sha256,
+        "source_checkpoint": plan.file.checkpoint,
+        "split": plan.file.split,
+        "preset": plan.preset,
+        "contact_source": plan.config.contact,
+        "contact_oracle": any(bool(records[sample_id].get("contact_oracle")) for sample_id in ids),
+        "config": json.loads(json.dumps(plan.config.to_dict(), default=str)),
+        "optimize_config": json.loads(json.dumps(plan.optimize.to_dict())),
+        "versions": _versions(),
+        "date": _now(),
+        "world_size": plan.world_size,
+        "n_samples": len(ids),
+        "metrics": metrics,
+        "samples": [records[sample_id] for sample_id in ids],
+    }
+    _atomic_write(plan.out, pickle.dumps(payload, protocol=PICKLE_PROTOCOL))
+    shutil.rmtree(plan.partial, ignore_errors=True)
+    return metrics, table
+
+
+def run_refine(config: RefineConfig) -> RefineSummary:
+    """Refine the HFL-Net predictions of ``config.pred`` and write ``config.out`` (see the module docstring).
+
+    Args:
+        config: the run's settings.
+
+    Returns:
+        RefineSummary (counts, timings and, with ``dexycb``, the before/after metrics and their table).
+
+    Raises:
+        AssetError: a file or folder is missing (predictions, MANO, YCB models, DexYCB, contact file).
+        InputError: an option or input file is malformed, or the partial folder belongs to a different run.
+        ContactUnavailableError: the chosen contact source cannot run.
+        KeyboardInterrupt: interrupted; finished batches stay in ``<out>.partial/`` for a rerun.
+    """
+    started = time.perf_counter()
+    plan = _plan(config)
+    group = _Group(plan)
+    try:
+        if plan.rank == 0:
+            try:
+                plan.out.parent.mkdir(parents=True, exist_ok=True)
+                _prepare_partial(plan)
+                _write_config_json(plan)
+            except HacoGraspError as exc:
+                group.share_from_root(str(exc))
+                raise
+            group.share_from_root(None)
+        else:
+            message = group.share_from_root(None)
+            if message is not None:
+                raise HacoGraspError(f"rank 0 refused the run: {message}")
+        _preflight(plan)
+        ids = {pred.sample_id for pred in plan.predictions}
+        finished = _read_finished(plan.partial, ids)
+        pending = [i for i, pred in enumerate(plan.predictions) if pred.sample_id not in finished]
+        mine = pending[plan.rank :: plan.world_size]
+        batches = _make_batches(mine, plan.predictions, int(config.batch_size))
+        logger.info("refine: %d samples, %d already finished, %d for this process in %d batches (rank %d of %d)",
+                    len(plan.predictions), len(finished), len(mine), len(batches), plan.rank,
+                    plan.world_size)  # fmt: skip
+        inputs = _Inputs(plan)
+        refined, failure = 0, None
+        try:
+            refined = _refine_batches(plan, inputs, batches)
+        except BaseException as exc:
+            failure = exc
+        errors = group.gather(None if failure is None else _describe(failure))
+        if failure is not None:
+            raise failure
+        failed = [(rank, message) for rank, message in enumerate(errors) if message is not None]
+        if failed:
+            raise HacoGraspError(f"rank {failed[0][0]} failed ({failed[0][1]}); finished batches are kept in "
+                                 f"{plan.partial}; rerun to resume")  # fmt: skip
+        metrics = table = None
+        merge_error = None
+        if plan.rank == 0:
+            try:
+                metrics, table = _merge(plan, inputs)
+            except BaseException as exc:
+                merge_error = exc
+            group.share_from_root(None if merge_error is None else _describe(merge_error))
+            if merge_error is not None:
+                raise merge_error
+        else:
+            message = group.share_from_root(None)
+            if message is not None:
+                raise HacoGraspError(f"rank 0 could not write {plan.out}: {message}")
+        seconds = time.perf_counter() - started
+        if plan.rank == 0:
+            logger.info("refine: wrote %s (%d samples, %.1f s)", plan.out, len(plan.predictions), seconds)
+        return RefineSummary(
+            out=plan.out,
+            written=plan.rank == 0,
+            n_samples=len(plan.predictions),
+            n_refined=refined,
+            n_resumed=len(finished),
+            n_batches=len(batches),
+            seconds=seconds,
+            metrics=metrics,
+            table=table,
+            rank=plan.rank,
+            world_size=plan.world_size,
+        )
+    except BaseException:
+        if plan.world_size == 1 and plan.partial.is_dir() and not any(plan.partial.glob("batch_*.pkl")):
+            shutil.rmtree(plan.partial, ignore_errors=True)  # nothing finished: leave no empty partial folder
+        raise
+    finally:
+        group.close()
+
+
+# ----------------------------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``haco-grasp refine`` options to ``parser`` (the fields of :class:`RefineConfig`)."""
+    parser.add_argument("--pred", required=True, metavar="PATH", help="HFL-Net predictions (hflnet.pkl)")
+    parser.add_argument("--out", required=True, metavar="PATH", help="output file (refined.pkl)")
+    parser.add_argument("--contact", default="geometric", choices=list(CONTACT_SOURCES),
+                        help="contact target source (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--contact-file", metavar="PATH", default=None,
+                        help="--contact file: .npz with sample_id (N,) and hand_contact (N, 778) probabilities "
+                        "(default: the predictions' own hand_contact)")  # fmt: skip
+    parser.add_argument("--contact-checkpoint", metavar="PATH", default=None,
+                        help="checkpoint of the haco / deepcontact model (default: the predictor's own)")  # fmt: skip
+    parser.add_argument("--preset", default="fast", choices=list(PRESET_NAMES),
+                        help="optimizer preset (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N (default: %(default)s)")
+    parser.add_argument("--objects", metavar="DIR", default=None,
+                        help="DexYCB models folder (default: DEXYCB/models, else $DEX_YCB_DIR/models)")  # fmt: skip
+    parser.add_argument("--mano-root", metavar="DIR", default=None,
+                        help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: $HACO_GRASP_MANO_ROOT)")  # fmt: skip
+    parser.add_argument("--dexycb", metavar="DIR", default=None,
+                        help="DexYCB root: ground truth for the metrics, images for --contact haco")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=16, metavar="N",
+                        help="grasps per optimizer call (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="refine only the first N samples")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--restart", action="store_true", help="discard partial results of an earlier run")
+
+
+def config_from_args(args: argparse.Namespace) -> RefineConfig:
+    """The :class:`RefineConfig` of parsed ``haco-grasp refine`` arguments."""
+    return RefineConfig(
+        pred=args.pred,
+        out=args.out,
+        objects=args.objects,
+        mano_root=args.mano_root,
+        dexycb=args.dexycb,
+        contact=args.contact,
+        contact_file=args.contact_file,
+        contact_checkpoint=args.contact_checkpoint,
+        preset=args.preset,
+        device=args.device,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        progress=not args.no_progress,
+        restart=args.restart,
+    )

@@ -155,6 +155,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
     )
     started = time.perf_counter()
     targets = _targets(source, inputs, truth, config.seed)
+    if source == "deepcontact":
+        preset = preset.replace(target_mapping="value")  # DeepContact gives contact values, not probabilities
     result = optimize_grasp(inputs, config=preset, layer=layer, **targets)
     seconds = (time.perf_counter() - started) / len(inputs)
     refined = result.to_grasps(inputs)

@@ -218,6 +218,8 @@ class ContactTargets:
     obj: (B, P) float, object contact values. obj_points: (B, P, 3) float, metres, camera frame, where ``obj`` is
     given. obj_normals: (B, P, 3) float, unit outward normals at ``obj_points``.
     name: the source's name. oracle: True when the targets were derived from ground truth.
+    hand_is_value: ``hand`` already holds contact values on ContactOpt's scale (DeepContact), so the optimizer uses
+    it unchanged (``target_mapping="value"``) instead of mapping probabilities.
     """
 
     hand: np.ndarray | None
@@ -226,6 +228,7 @@ class ContactTargets:
     obj_normals: np.ndarray | None = None
     name: str = ""
     oracle: bool = False
+    hand_is_value: bool = False
 
 
 #: ``(grasps, predictions, config) -> ContactTargets`` for one batch (grasps and predictions in the same order).
@@ -461,7 +464,9 @@ def deepcontact_contact(
     obj = _as_numpy(out.obj, f"{what}.obj", (batch, None))
     points = _as_numpy(out.obj_points, f"{what}.obj_points", (batch, obj.shape[1], 3))
     normals = _as_numpy(out.obj_normals, f"{what}.obj_normals", (batch, obj.shape[1], 3))
-    return ContactTargets(hand=hand, obj=obj, obj_points=points, obj_normals=normals, name="deepcontact")
+    return ContactTargets(
+        hand=hand, obj=obj, obj_points=points, obj_normals=normals, name="deepcontact", hand_is_value=True
+    )
 
 
 #: The contact sources of ``--contact``, by name.
@@ -1080,7 +1085,7 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
                 target_obj_contact=targets.obj,
                 target_obj_points=targets.obj_points,
                 target_obj_normals=targets.obj_normals,
-                config=plan.optimize,
+                config=plan.optimize.replace(target_mapping="value") if targets.hand_is_value else plan.optimize,
                 layer=layers.layer(predictions[0].mano_side),
                 device=plan.device,
                 progress=False,

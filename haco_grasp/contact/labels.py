@@ -185,12 +185,11 @@ def hand_contact_labels(
     Returns:
         labels: (V,) bool.
     """
-    threshold = _check_threshold(threshold)
+    near = haco_contact_labels(hand_verts, obj_verts, obj_faces, threshold)
+    if near.shape[0] == 0:
+        return near
     hand = _points(hand_verts, "hand_verts")
     verts, faces = _mesh(obj_verts, obj_faces, "obj_verts", "obj_faces")
-    if hand.shape[0] == 0:
-        return np.zeros(0, dtype=bool)
-    near = surface_distance(hand, verts, faces) < threshold
     return near | _inside_closed(hand, verts, faces, "object")
 
 

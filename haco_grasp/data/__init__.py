@@ -1,0 +1,40 @@
+"""Data: the Grasp record, the synthetic grasp world, perturbation models, rendered images, DexYCB and hflnet.pkl.
+
+Public names are resolved lazily (``from haco_grasp.data import generate_grasps``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Grasp": "grasp",
+    "generate_grasps": "synthetic",
+    "GraspWorldConfig": "synthetic",
+    "GRASP_TYPES": "synthetic",
+    "perturb_grasp": "perturb",
+    "perturb_grasps": "perturb",
+    "NOISE_MODELS": "perturb",
+    "ImageConfig": "images",
+    "render_grasp_image": "images",
+    "render_grasp_images": "images",
+    "write_image_dataset": "images",
+    "DexYCB": "dexycb",
+    "DexYCBSample": "dexycb",
+    "ManoLayerCache": "dexycb",
+    "HFLNetFile": "hflnet",
+    "HFLNetPrediction": "hflnet",
+    "load_hflnet": "hflnet",
+    "save_hflnet": "hflnet",
+    "prediction_to_grasp": "hflnet",
+    "write_mini_dexycb": "mini_dexycb",
+    "write_mini_hflnet": "mini_dexycb",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"haco_grasp.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'haco_grasp.data' has no attribute {name!r}")

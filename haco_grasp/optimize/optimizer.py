@@ -114,7 +114,7 @@ class _Objects:
     normals: Tensor  # (B, P, 3)
     rotation: Tensor  # (B, 3, 3) canonical -> world
     translation: Tensor  # (B, 3)
-    centroid: Tensor  # (B, 3) world-frame centre of the object (pivot of object rotation)
+    centroid: Tensor  # (B, 3) world-frame bounding-box centre of the object (pivot of object rotation)
     allowance: Tensor  # (B,) penetration allowance, metres (0 for thin objects)
     grids: list[SdfGrid]  # one per unique object
     group: list[tuple[int, int, int]]  # (grid index, start, stop) over the grasp order, contiguous runs
@@ -128,11 +128,12 @@ def _prepare_objects(
     unique: dict[str, int] = {}
     grids: list[SdfGrid] = []
     samples: dict[str, tuple[Tensor, Tensor]] = {}
-    generator = torch.Generator().manual_seed(config.seed)
     for key, grasp in zip(keys, grasps, strict=True):
         if key in unique:
             continue
         unique[key] = len(unique)
+        # seeded per object, so a grasp's samples do not depend on the rest of the batch
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + int(key[:12], 16) % 1_000_003)
         verts, faces = grasp.obj_verts_canonical, grasp.obj_faces
         need_grid = config.contact_model == "sdf" or config.penetration_model == "sdf"
         grid = sdf_grid(verts, faces, pitch=config.sdf_pitch, cache_dir=cache_dir() / "sdf") if need_grid else None
@@ -151,7 +152,9 @@ def _prepare_objects(
     allowance = torch.as_tensor(
         np.where(extents < config.thin_object_extent, 0.0, config.pen_allowance), dtype=dtype, device=device
     )
-    centroid = (points.mean(1)[:, None] @ rotation.transpose(1, 2))[:, 0] + translation  # (B, 3) world
+    centre = np.stack([0.5 * (g.obj_verts_canonical.min(0) + g.obj_verts_canonical.max(0)) for g in grasps])
+    centre = torch.as_tensor(centre, dtype=dtype, device=device)  # (B, 3) bounding-box centre, canonical frame
+    centroid = (centre[:, None] @ rotation.transpose(1, 2))[:, 0] + translation  # (B, 3) world: rotation pivot
     group: list[tuple[int, int, int]] = []
     for b, key in enumerate(keys):
         index = unique[key]
@@ -207,7 +210,8 @@ def optimize_grasp(
         grasps: the initial grasps (hand MANO parameters + posed object), e.g. HFL-Net predictions read with
             :mod:`haco_grasp.data.hflnet` or perturbed synthetic grasps. All must share one hand side.
         target_hand_contact: (B, 778) contact probabilities on the hand (e.g. HACO), mapped to contact values by
-            ``config.target_mapping``; None: no hand-contact term.
+            ``config.target_mapping`` and ``config.target_max`` (use ``target_mapping="value"`` for targets that
+            already are contact values); None: no hand-contact term.
         target_obj_contact: (B, P) contact values on object points (e.g. DeepContact's decoded bins), used as they are;
             needs ``target_obj_points`` (B, P, 3) world-frame points and ``target_obj_normals`` (B, P, 3).
         config: an :class:`OptimizeConfig` or a preset name ("contactopt", "haco", "fast").
@@ -241,7 +245,9 @@ def optimize_grasp(
     hand_target = None
     if target_hand_contact is not None:
         raw = _as_tensor(target_hand_contact, "target_hand_contact", (batch, num_verts), device, dtype)
-        hand_target = config.target_max * map_contact_target(raw, config.target_mapping, config.target_threshold)
+        hand_target = map_contact_target(raw, config.target_mapping, config.target_threshold)
+        if config.target_mapping != "value":
+            hand_target = config.target_max * hand_target
     obj_target = None
     if target_obj_contact is not None:
         if target_obj_points is None or target_obj_normals is None:

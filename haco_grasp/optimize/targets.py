@@ -7,6 +7,8 @@ Two scales meet here:
   (0.5 at 2 mm, 0.1 at 1 cm; :mod:`haco_grasp.geometry.contact`).
 
 Mappings (``OptimizeConfig.target_mapping``), each a pure function of the probability ``p``:
+- ``value``: the input already is a contact value on ContactOpt's scale (DeepContact's decoded bins, or the
+  ground-truth hand's own contact values); used unchanged and never rescaled by ``OptimizeConfig.target_max``.
 - ``identity``: T = p. A confident contact (p → 1) asks for touching (within ~1 mm), p = 0.5 asks for ~2 mm,
   p = 0.1 for ~1 cm. This reads HACO's probability directly as a contact value.
 - ``sharpen``: ContactOpt's ``sharpen_contact``: T = clamp(2 (p − θ) + θ, 0, 1), θ = ``target_threshold``.
@@ -30,7 +32,7 @@ def map_contact_target(prob: Tensor, mapping: str = "identity", threshold: float
 
     Args:
         prob: (B, V) float in [0, 1], e.g. HACO's sigmoid outputs or DeepContact's decoded bins.
-        mapping: "identity", "sharpen", "binary" or "distance" (see the module docstring).
+        mapping: "identity", "sharpen", "binary", "distance" or "value" (see the module docstring).
         threshold: θ of "sharpen" and "binary".
 
     Returns:
@@ -41,7 +43,7 @@ def map_contact_target(prob: Tensor, mapping: str = "identity", threshold: float
     if torch.isnan(prob).any():
         raise InputError("target contact: contains NaN; replace missing values by 0 (no contact)")
     prob = prob.clamp(0.0, 1.0)
-    if mapping == "identity":
+    if mapping in ("identity", "value"):
         return prob
     if mapping == "sharpen":
         return sharpen_contact(prob, threshold)
@@ -51,4 +53,4 @@ def map_contact_target(prob: Tensor, mapping: str = "identity", threshold: float
         distance = (1.0 - prob) * 0.01
         # the falloff is 1 within one radius of the capsule axis
         return distance_to_contact_value(torch.clamp(distance, min=CAPSULE_RADIUS))
-    raise InputError(f"target_mapping: unknown {mapping!r}; choose identity, sharpen, binary or distance")
+    raise InputError(f"target_mapping: unknown {mapping!r}; choose identity, sharpen, binary, distance or value")

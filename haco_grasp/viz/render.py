@@ -291,18 +291,18 @@ class _Triangles(NamedTuple):
 
 
 def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals (zero for vertices of degenerate faces only).
+    """Area-weighted unit vertex normals (zero where undefined), via :func:`haco_grasp.geometry.mesh.vertex_normals`.
 
-    verts: (V, 3) float; faces: (F, 3) int
-    returns: (V, 3) float64 unit or zero normals
+    verts: (V, 3) float; faces: (F, 3) int. Returns (V, 3) float64.
     """
-    corners = verts[faces]  # (F, 3, 3)
-    face_cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # (F, 3), |.| = 2 area
-    normals = np.zeros_like(verts)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_cross)
-    norm = np.linalg.norm(normals, axis=1, keepdims=True)
-    return np.divide(normals, norm, out=np.zeros_like(normals), where=norm > 1e-300)
+    import torch
+
+    from haco_grasp.geometry.mesh import vertex_normals
+
+    normals = vertex_normals(
+        torch.from_numpy(np.asarray(verts, dtype=np.float64)), torch.from_numpy(np.asarray(faces)).long()
+    )
+    return normals.numpy()
 
 
 def _gather_triangles(meshes: Sequence[MeshLayer], camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     from haco_grasp.data.perturb import perturb_grasps
     from haco_grasp.data.synthetic import generate_grasps
     from haco_grasp.hand import load_mano, synthetic_mano_root
-    from haco_grasp.info import environment_report
+    from haco_grasp.info import environment_report, machine_description
     from haco_grasp.optimize import get_config, optimize_grasp
 
     torch.set_num_threads(args.threads)
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "device": str(device) if device.type == "cpu" else env["cuda_device"],
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}",
+        "machine": machine_description(args.threads),
         "environment": env,
         "rows": rows,
         "configs": {p: get_config(p).to_dict() for p in args.presets.split(",")},

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> dict:
     from haco_grasp.evaluation import markdown_table, score_grasps
     from haco_grasp.hand import load_mano
     from haco_grasp.hand.assets import synthetic_mano_root
-    from haco_grasp.info import environment_report
+    from haco_grasp.info import environment_report, machine_description
     from haco_grasp.optimize import get_config, optimize_grasp
 
     torch.set_num_threads(args.threads)
@@ -98,7 +97,7 @@ def run(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "noise": args.noise,
         "device": str(device) if device.type == "cpu" else env["cuda_device"],
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {args.threads}",
+        "machine": machine_description(args.threads),
         "environment": env,
         "generation_seconds": generation_s,
         "rows": rows,

@@ -52,3 +52,13 @@ def environment_report() -> dict[str, str]:
         "smplx": version("smplx"),
         "pytorch3d": version("pytorch3d"),
     }
+
+
+def machine_description(threads: int | None = None) -> str:
+    """One line naming the processor, core count and torch threads, for benchmark provenance."""
+    import os
+
+    import torch
+
+    threads = torch.get_num_threads() if threads is None else threads
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads {threads}"

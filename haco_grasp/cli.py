@@ -54,6 +54,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "haco_grasp.contact.predictor:add_predict_arguments",
         "haco_grasp.contact.predictor:run_predict",
     ),
+    "train-deepcontact": (
+        "train DeepContact (PointNet++ contact bins) on synthetic grasps with contactopt-aug perturbations",
+        "contactopt_bridge.train:add_arguments",
+        "contactopt_bridge.train:run_from_args",
+    ),
 }
 
 

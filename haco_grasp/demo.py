@@ -71,9 +71,9 @@ def _available_sources() -> list[str]:
     except ImportError:
         pass
     try:
-        from contactopt_bridge.deepcontact import default_checkpoint_path as deepcontact_checkpoint
+        from contactopt_bridge.deepcontact import DEFAULT_CHECKPOINT
 
-        if deepcontact_checkpoint().is_file():
+        if DEFAULT_CHECKPOINT.is_file():
             available.append("deepcontact")
     except ImportError:
         pass

@@ -74,16 +74,18 @@ def run(args: argparse.Namespace) -> dict:
         for kind in args.targets.split(","):
             name = f"{preset} + {kind}" + (f" (first {limit})" if limit < args.n else "")
             targets = _contact_targets(kind, inputs[:limit], truth[:limit], layer)
+            # "gt-values" already are contact values: use them unchanged (no probability mapping or scaling)
+            run_config = config.replace(target_mapping="value") if kind == "gt-values" else config
             refined, seconds = [], 0.0
             for start in range(0, limit, args.batch_size):
                 stop = min(start + args.batch_size, limit)
                 tick = time.perf_counter()
-                result = optimize_grasp(inputs[start:stop], target_hand_contact=targets[start:stop], config=config,
+                result = optimize_grasp(inputs[start:stop], target_hand_contact=targets[start:stop], config=run_config,
                                         layer=layer, device=device)  # fmt: skip
                 seconds += time.perf_counter() - tick
                 refined += result.to_grasps(inputs[start:stop])
             rows[name] = score_grasps(refined, truth[:limit], seconds_per_grasp=seconds / limit).summary()
-            configs[name] = config.to_dict()
+            configs[name] = run_config.to_dict()
             if not args.quiet:
                 print(f"{name}: {rows[name]}", file=sys.stderr)
 

@@ -54,6 +54,16 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "haco_grasp.contact.predictor:add_predict_arguments",
         "haco_grasp.contact.predictor:run_predict",
     ),
+    "train-haco": (
+        "train HACO (VCB loss, balanced sampling, smoothness + regularisation, multi-level supervision)",
+        "haco_grasp.contact.train:add_arguments",
+        "haco_grasp.contact.train:run_training",
+    ),
+    "eval": (
+        "evaluate a HACO checkpoint on a contact dataset (per-frame P/R/F1, JSON)",
+        "haco_grasp.contact.train:add_eval_arguments",
+        "haco_grasp.contact.train:run_eval",
+    ),
     "train-deepcontact": (
         "train DeepContact (PointNet++ contact bins) on synthetic grasps with contactopt-aug perturbations",
         "contactopt_bridge.train:add_arguments",

@@ -23,6 +23,14 @@ _EXPORTS = {
     "build_contact_regressors": "regressors",
     "coarse_labels": "regressors",
     "hand_contact_labels": "labels",
+    "haco_loss": "losses",
+    "ContactStats": "stats",
+    "BalancedContactSampler": "sampling",
+    "TrainConfig": "train",
+    "train": "train",
+    "ImageFolderContactDataset": "datasets",
+    "SyntheticContactDataset": "datasets",
+    "DexYCBContactDataset": "datasets",
     "object_contact_labels": "labels",
 }
 __all__ = sorted(_EXPORTS)

@@ -38,7 +38,8 @@ palmar and across toward the fingers, under the palm.
 
 Proportions (rest pose): wrist joint to middle fingertip 18.8 cm; palm breadth 8.0-8.4 cm; palm thickness 2.8 cm;
 joint1-to-tip lengths thumb 9.0, index 8.8, middle 9.8, ring 9.3, little 7.5 cm (from the finger webs, i.e. the
-visible fingers: about 6.9, 7.7, 7.4, 6.0 cm); finger half-widths 8-10 mm at the roots, 6-7.5 mm at the tips (elliptic, flatter dorso-palmarly).
+visible fingers: about 6.9, 7.7, 7.4, 6.0 cm); finger half-widths 8-10 mm at the roots, 6-7.5 mm at the tips
+(elliptic, flatter dorso-palmarly).
 
 Shape (``shapedirs``, 10 components; betas in [-3, 3] stay plausible): each column is the central difference of
 the parametric generator for one step of one parameter, so the model is linear in beta by construction:

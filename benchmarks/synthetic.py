@@ -7,7 +7,8 @@ Ground-truth grasps from ``haco_grasp.data.synthetic.generate_grasps`` are pertu
 - ``<preset> + GT labels``: target = the ground truth's 1 cm contact labels (a perfect HACO; upper bound);
 - ``<preset> + GT values``: target = the ground-truth hand's own contact values (ContactOpt's scale; oracle);
 - ``<preset> + geometric``: target = the input's own 1 cm contact labels (no learned predictor);
-- DeepContact and HACO rows are added once those predictors exist (never faked).
+- ``<preset> + deepcontact`` / ``+ haco``: the shipped (synthetic-trained) DeepContact and HACO checkpoints' predictions
+  (HACO sees each input grasp rendered by ``haco_grasp.data.images``).
 
 Columns: intersection volume (cm³), penetration (mm), MPJPE absolute and root-relative (mm), contact P/R/F1 of
 the refined grasp's 1 cm contact against the ground truth's, seconds per grasp (wall time of the optimizer).
@@ -29,23 +30,32 @@ import numpy as np
 import torch
 
 
-def _contact_targets(kind: str, perturbed, ground_truth, layer) -> np.ndarray:
+def _contact_targets(kind: str, perturbed, ground_truth, layer) -> dict:
+    """Keyword arguments of ``optimize_grasp`` (targets over all grasps) for a target kind."""
     from haco_grasp.contact.labels import hand_contact_labels
     from haco_grasp.geometry.contact import sdf_contact
     from haco_grasp.geometry.sdf import sdf_grid
 
     if kind == "gt":
-        return np.stack([g.hand_contact for g in ground_truth])
+        return {"target_hand_contact": np.stack([g.hand_contact for g in ground_truth])}
     if kind == "gt-values":
         values = []
         for g in ground_truth:
             grid = sdf_grid(g.obj_verts_canonical, g.obj_faces)
             canonical = (g.hand_verts - g.obj_translation) @ g.obj_rotation
             values.append(sdf_contact(grid.query(torch.as_tensor(canonical, dtype=torch.float32))[None])[0].numpy())
-        return np.stack(values).astype(np.float64)
+        return {"target_hand_contact": np.stack(values).astype(np.float64)}
     if kind == "geometric":
-        return np.stack([hand_contact_labels(g.hand_verts, g.obj_verts, g.obj_faces) for g in perturbed]).astype(float)
-    raise SystemExit(f"--targets: unknown {kind!r}; choose from gt, gt-values, geometric")
+        return {
+            "target_hand_contact": np.stack(
+                [hand_contact_labels(g.hand_verts, g.obj_verts, g.obj_faces) for g in perturbed]
+            ).astype(float)
+        }
+    if kind in ("haco", "deepcontact"):
+        from haco_grasp.demo import synthetic_contact_targets
+
+        return synthetic_contact_targets(kind, perturbed, ground_truth, seed=0)
+    raise SystemExit(f"--targets: unknown {kind!r}; choose from gt, gt-values, geometric, haco, deepcontact")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -74,14 +84,16 @@ def run(args: argparse.Namespace) -> dict:
         for kind in args.targets.split(","):
             name = f"{preset} + {kind}" + (f" (first {limit})" if limit < args.n else "")
             targets = _contact_targets(kind, inputs[:limit], truth[:limit], layer)
-            # "gt-values" already are contact values: use them unchanged (no probability mapping or scaling)
-            run_config = config.replace(target_mapping="value") if kind == "gt-values" else config
+            # contact values (ground-truth values, DeepContact) are used unchanged: no probability mapping or scaling
+            is_value = kind in ("gt-values", "deepcontact")
+            run_config = config.replace(target_mapping="value") if is_value else config
             refined, seconds = [], 0.0
             for start in range(0, limit, args.batch_size):
                 stop = min(start + args.batch_size, limit)
                 tick = time.perf_counter()
-                result = optimize_grasp(inputs[start:stop], target_hand_contact=targets[start:stop], config=run_config,
-                                        layer=layer, device=device)  # fmt: skip
+                batch_targets = {key: value[start:stop] for key, value in targets.items()}
+                result = optimize_grasp(inputs[start:stop], config=run_config, layer=layer, device=device,
+                                        **batch_targets)  # fmt: skip
                 seconds += time.perf_counter() - tick
                 refined += result.to_grasps(inputs[start:stop])
             rows[name] = score_grasps(refined, truth[:limit], seconds_per_grasp=seconds / limit).summary()
@@ -121,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise", default="hflnet-like", choices=["hflnet-like", "contactopt-aug"])
     parser.add_argument("--presets", default="fast,contactopt", help="comma-separated presets")
-    parser.add_argument("--targets", default="gt,gt-values,geometric", help="comma-separated contact targets")
+    parser.add_argument("--targets", default="gt,gt-values,geometric,deepcontact,haco", help="comma-separated targets")
     parser.add_argument("--contactopt-n", type=int, default=None, help="run the slow contactopt preset on the first N")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cpu")

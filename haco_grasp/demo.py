@@ -80,8 +80,13 @@ def _available_sources() -> list[str]:
     return available + ["oracle", "geometric"]
 
 
-def _targets(source: str, inputs, truth, seed: int) -> dict:
-    """Keyword arguments of ``optimize_grasp`` for a contact source."""
+def synthetic_contact_targets(source: str, inputs, truth, seed: int) -> dict:
+    """Keyword arguments of ``optimize_grasp`` for a contact source on synthetic grasps (demo and benchmarks).
+
+    source: "haco" (renders each input grasp and runs the shipped HACO checkpoint), "deepcontact" (shipped checkpoint;
+    its hand targets are contact values: use ``target_mapping="value"``), "oracle" (the ground truth's 1 cm labels) or
+    "geometric" (the input's own 1 cm labels).
+    """
     from haco_grasp.contact.labels import hand_contact_labels
 
     if source == "oracle":
@@ -154,7 +159,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         f"[synthetic] contact source: {source}" + (" (ORACLE: the ground truth's own contact labels)" if oracle else "")
     )
     started = time.perf_counter()
-    targets = _targets(source, inputs, truth, config.seed)
+    targets = synthetic_contact_targets(source, inputs, truth, config.seed)
     if source == "deepcontact":
         preset = preset.replace(target_mapping="value")  # DeepContact gives contact values, not probabilities
     result = optimize_grasp(inputs, config=preset, layer=layer, **targets)

@@ -68,7 +68,6 @@ import os
 import pickle
 import platform
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -77,6 +76,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from haco_grasp.atomic import atomic_write_bytes
 from haco_grasp.errors import AssetError, HacoGraspError, InputError
 
 if TYPE_CHECKING:
@@ -654,21 +654,6 @@ def _records(
 
 
 # ----------------------------------------------------------------------------------------------- files
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -908,7 +893,7 @@ def _prepare_partial(plan: _Plan) -> None:
     path = partial / "manifest.json"
     has_batches = any(partial.glob("batch_*.pkl"))
     if not has_batches:  # nothing to mix up: (re)claim the folder for this run
-        _atomic_write(path, json.dumps(manifest, indent=1).encode())
+        atomic_write_bytes(path, json.dumps(manifest, indent=1).encode())
         return
     if not path.is_file():
         raise InputError(f"{partial}: holds batches but no manifest.json; rerun with --restart to discard them")
@@ -963,7 +948,7 @@ def _write_config_json(plan: _Plan) -> None:
         "date": _now(),
     }
     path = plan.out.with_name(plan.out.name + ".config.json")
-    _atomic_write(path, json.dumps(payload, indent=1, default=str).encode())
+    atomic_write_bytes(path, json.dumps(payload, indent=1, default=str).encode())
 
 
 # ----------------------------------------------------------------------------------------------- process group
@@ -1092,7 +1077,7 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
             )
             records = _records(predictions, result, targets, time.perf_counter() - started)
             payload = {"format": BATCH_FORMAT, "rank": plan.rank, "samples": records}
-            _atomic_write(plan.partial / _batch_name(batch[0], batch[-1]),
+            atomic_write_bytes(plan.partial / _batch_name(batch[0], batch[-1]),
                           pickle.dumps(payload, protocol=PICKLE_PROTOCOL))  # fmt: skip
             done += len(batch)
             if bar is not None:
@@ -1186,7 +1171,7 @@ def _merge(plan: _Plan, inputs: _Inputs) -> tuple[dict | None, str | None]:
         "metrics": metrics,
         "samples": [records[sample_id] for sample_id in ids],
     }
-    _atomic_write(plan.out, pickle.dumps(payload, protocol=PICKLE_PROTOCOL))
+    atomic_write_bytes(plan.out, pickle.dumps(payload, protocol=PICKLE_PROTOCOL))
     shutil.rmtree(plan.partial, ignore_errors=True)
     return metrics, table
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from haco_grasp.atomic import atomic_open, atomic_write_bytes
 from haco_grasp.contact.backbones import get_backbone_spec
 from haco_grasp.contact.haco_model import HACO, HacoConfig, build_haco_from_config
 from haco_grasp.contact.regressors import ContactRegressors, build_contact_regressors
@@ -219,13 +220,9 @@ def save_haco_checkpoint(
         "optimizer": None if optimizer is None else optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
     }
-    temporary = target.with_name(f".{target.name}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, target)
-    json_path = config_path_for(target)
-    json_temporary = json_path.with_name(f".{json_path.name}.tmp")
-    json_temporary.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    os.replace(json_temporary, json_path)
+    with atomic_open(target) as stream:
+        torch.save(payload, stream)
+    atomic_write_bytes(config_path_for(target), (json.dumps(config.to_dict(), indent=2) + "\n").encode())
     return target
 
 

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from haco_grasp.atomic import atomic_open
 from haco_grasp.contact.augment import AugmentConfig, augment_crop, sample_augment_params
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import AssetError, InputError
@@ -253,10 +254,8 @@ def save_grasps(grasps: Sequence[Grasp], path: str | os.PathLike[str]) -> Path:
         header.append({k: v for k, v in asdict(grasp).items() if k in ("object_name", "side", "grasp_type", "meta")})
     arrays["header"] = np.array(json.dumps(header, default=float))
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp.npz")
-    np.savez_compressed(temporary, **arrays)
-    os.replace(temporary, target)
+    with atomic_open(target) as stream:
+        np.savez_compressed(stream, **arrays)
     return target
 
 

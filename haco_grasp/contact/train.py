@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from haco_grasp.atomic import atomic_write_bytes
 from haco_grasp.contact.augment import AugmentConfig
 from haco_grasp.contact.datasets import (
     ImageFolderContactDataset,
@@ -435,9 +436,7 @@ def _resolve_device(name: str) -> torch.device:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(_json_safe(data), indent=2) + "\n")
-    os.replace(temporary, path)
+    atomic_write_bytes(path, (json.dumps(_json_safe(data), indent=2) + "\n").encode())
 
 
 def train(config: TrainConfig) -> TrainResult:

@@ -72,13 +72,13 @@ import logging
 import math
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from haco_grasp.atomic import atomic_write_bytes
 from haco_grasp.data.dexycb import (
     ManoLayerCache,
     ObjectProvider,
@@ -465,20 +465,7 @@ def save_hflnet(file: HFLNetFile, path: str | os.PathLike) -> Path:
         raise InputError(f"file: expected an HFLNetFile, got {type(file).__name__}")
     raw = file.to_dict()
     _parse_file(raw, "<HFLNetFile>")  # refuse to write what load_hflnet would refuse
-    target = Path(path).expanduser()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(raw, handle, protocol=PICKLE_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    return atomic_write_bytes(path, pickle.dumps(raw, protocol=PICKLE_PROTOCOL))
 
 
 # ----------------------------------------------------------------------------------------------- to Grasp

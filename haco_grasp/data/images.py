@@ -100,7 +100,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +107,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from haco_grasp.atomic import atomic_open, atomic_write_bytes
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
 from haco_grasp.viz.colormap import OBJECT_PALETTE, SKIN
@@ -853,7 +853,8 @@ def write_image_dataset(
     arrays["object_names"] = np.asarray(columns["object_names"], dtype=str)
     arrays["side"] = np.asarray(columns["side"], dtype=str)
     arrays["grasp_index"] = arrays["grasp_index"].astype(np.int64)
-    _atomic_write(root / "annotations.npz", lambda stream: np.savez_compressed(stream, **arrays))
+    with atomic_open(root / "annotations.npz") as stream:
+        np.savez_compressed(stream, **arrays)
     provenance = {
         "format": "haco_grasp.images",
         "format_version": DATASET_FORMAT_VERSION,
@@ -863,17 +864,5 @@ def write_image_dataset(
         "config": cfg.to_dict(),
     }
     text = json.dumps(provenance, indent=2) + "\n"
-    _atomic_write(root / "config.json", lambda stream: stream.write(text.encode()))
+    atomic_write_bytes(root / "config.json", text.encode())
     return root
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

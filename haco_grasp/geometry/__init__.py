@@ -1,6 +1,6 @@
 """Geometry core: torch, batched, differentiable where it matters, CPU and CUDA.
 
-Imports nothing from the package except :mod:`haco_grasp.errors`.
+Imports nothing from the package except the leaf modules :mod:`haco_grasp.errors` and :mod:`haco_grasp.atomic`.
 """
 
 from haco_grasp.geometry.contact import (

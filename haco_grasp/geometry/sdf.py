@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from haco_grasp.atomic import atomic_open
 from haco_grasp.errors import InputError
 
 __all__ = ["inside_mesh", "signed_distance", "SdfGrid", "sdf_grid", "clear_sdf_grid_cache"]
@@ -338,21 +338,10 @@ def _load_npz(path: Path) -> SdfGrid | None:
 
 
 def _save_npz(path: Path, grid: SdfGrid) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp.npz")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(
-                stream,
-                values=grid.values.cpu().numpy(),
-                origin=grid.origin.cpu().numpy(),
-                pitch=np.float64(grid.pitch),
-            )
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    with atomic_open(path) as stream:
+        np.savez(
+            stream, values=grid.values.cpu().numpy(), origin=grid.origin.cpu().numpy(), pitch=np.float64(grid.pitch)
+        )
 
 
 def sdf_grid(

@@ -73,7 +73,6 @@ from __future__ import annotations
 import functools
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -83,6 +82,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.optimize import nnls
 
+from haco_grasp.atomic import atomic_write_bytes
 from haco_grasp.errors import InputError
 from haco_grasp.hand.joints import MANO_PARENTS, MANO_TIP_VERTEX_IDS, NUM_MANO_JOINTS, NUM_VERTS
 
@@ -1134,17 +1134,5 @@ def write_synthetic_mano(root: str | os.PathLike) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     for side, name in (("right", "MANO_RIGHT.pkl"), ("left", "MANO_LEFT.pkl")):
         data = pickle.dumps(build_synthetic_mano(side), protocol=2)  # type: ignore[arg-type]
-        target = folder / name
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        paths[side] = target
+        paths[side] = atomic_write_bytes(folder / name, data)
     return paths

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from haco_grasp.atomic import atomic_open
 from haco_grasp.errors import InputError
 from haco_grasp.viz.colormap import SKIN
 
@@ -747,15 +747,8 @@ def save_png(image: Any, path: str | os.PathLike[str]) -> Path:
     """
     array = _check_image(image)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            Image.fromarray(array).save(stream, format="PNG")
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_open(target) as stream:
+        Image.fromarray(array).save(stream, format="PNG")
     return target
 
 

@@ -611,23 +611,16 @@ class DexYCBSample:
         out = pose_hand(layer, params)
         mesh = provider(self.grasped_ycb_id)
         pose = self.obj_pose
-        rotation, translation = pose[:, :3].copy(), pose[:, 3].copy()
-        obj_verts = np.asarray(mesh.verts, np.float64) @ rotation.T + translation
+        obj_verts = np.asarray(mesh.verts, np.float64) @ pose[:, :3].T + pose[:, 3]
         contact = hand_contact(out.verts, obj_verts, mesh.faces, contact_threshold)
-        return Grasp(
-            object_name=mesh.name,
-            obj_verts_canonical=np.array(mesh.verts, dtype=np.float64),
-            obj_faces=np.array(mesh.faces, dtype=np.int64),
-            obj_rotation=rotation,
-            obj_translation=translation,
-            global_orient=params["global_orient"],
-            hand_pose=params["hand_pose"],
-            betas=params["betas"],
-            transl=params["transl"],
-            hand_verts=out.verts,
-            hand_joints=out.joints,
-            hand_faces=np.array(layer.faces, dtype=np.int64),
-            hand_contact=contact,
+        return Grasp.from_posed_object(
+            mesh,
+            pose,
+            params,
+            out.verts,
+            out.joints,
+            layer.faces,
+            contact,
             side=self.mano_side,
             object_id=self.grasped_ycb_id,
             meta={

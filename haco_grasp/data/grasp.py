@@ -53,6 +53,44 @@ class Grasp:
     object_id: int = -1
     meta: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_posed_object(
+        cls,
+        mesh,
+        obj_pose: np.ndarray,
+        mano_params: dict[str, np.ndarray],
+        hand_verts: np.ndarray,
+        hand_joints: np.ndarray,
+        hand_faces: np.ndarray,
+        hand_contact: np.ndarray,
+        side: Literal["right", "left"],
+        object_id: int,
+        meta: dict,
+    ) -> Grasp:
+        """A grasp from an object mesh (``name``, ``verts``, ``faces``) posed by ``obj_pose`` (3, 4) [R | t] and a hand.
+
+        mano_params: ``global_orient``, ``hand_pose`` (flat-mean), ``betas``, ``transl`` as numpy arrays.
+        """
+        pose = np.asarray(obj_pose, dtype=np.float64)
+        return cls(
+            object_name=mesh.name,
+            obj_verts_canonical=np.array(mesh.verts, dtype=np.float64),
+            obj_faces=np.array(mesh.faces, dtype=np.int64),
+            obj_rotation=pose[:, :3].copy(),
+            obj_translation=pose[:, 3].copy(),
+            global_orient=mano_params["global_orient"],
+            hand_pose=mano_params["hand_pose"],
+            betas=mano_params["betas"],
+            transl=mano_params["transl"],
+            hand_verts=hand_verts,
+            hand_joints=hand_joints,
+            hand_faces=np.array(hand_faces, dtype=np.int64),
+            hand_contact=hand_contact,
+            side=side,
+            object_id=int(object_id),
+            meta=meta,
+        )
+
     @property
     def obj_verts(self) -> np.ndarray:
         """(Vo, 3) object vertices in the world frame."""

@@ -539,30 +539,23 @@ def prediction_to_grasp(
 
     mesh = object_provider(models_root)(pred.ycb_id)
     pose = np.asarray(pred.obj_pose, np.float64)
-    rotation, translation = pose[:, :3].copy(), pose[:, 3].copy()
     if pred.hand_contact is not None:
         contact = (np.asarray(pred.hand_contact, np.float64) >= 0.5).astype(np.float64)
         contact_source = "prediction"
     else:
-        obj_verts = np.asarray(mesh.verts, np.float64) @ rotation.T + translation
+        obj_verts = np.asarray(mesh.verts, np.float64) @ pose[:, :3].T + pose[:, 3]
         contact = hand_contact(verts, obj_verts, mesh.faces, contact_threshold)
         contact_source = f"geometry<{contact_threshold:g}m"
-    return Grasp(
-        object_name=mesh.name,
-        obj_verts_canonical=np.array(mesh.verts, dtype=np.float64),
-        obj_faces=np.array(mesh.faces, dtype=np.int64),
-        obj_rotation=rotation,
-        obj_translation=translation,
-        global_orient=params["global_orient"],
-        hand_pose=params["hand_pose"],
-        betas=params["betas"],
-        transl=params["transl"],
-        hand_verts=verts,
-        hand_joints=joints,
-        hand_faces=np.array(layer.faces, dtype=np.int64),
-        hand_contact=contact,
+    return Grasp.from_posed_object(
+        mesh,
+        pose,
+        params,
+        verts,
+        joints,
+        layer.faces,
+        contact,
         side=pred.mano_side,
-        object_id=int(pred.ycb_id),
+        object_id=pred.ycb_id,
         meta={
             "source": "hflnet",
             "dex_index": int(pred.dex_index),

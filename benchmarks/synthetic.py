@@ -8,7 +8,8 @@ Ground-truth grasps from ``haco_grasp.data.synthetic.generate_grasps`` are pertu
 - ``<preset> + GT values``: target = the ground-truth hand's own contact values (ContactOpt's scale; oracle);
 - ``<preset> + geometric``: target = the input's own 1 cm contact labels (no learned predictor);
 - ``<preset> + deepcontact`` / ``+ haco``: the shipped (synthetic-trained) DeepContact and HACO checkpoints' predictions
-  (HACO sees each input grasp rendered by ``haco_grasp.data.images``).
+  (HACO sees each ground-truth grasp rendered by ``haco_grasp.data.images``: the synthetic stand-in for the
+  photo the noisy prediction was made from).
 
 Columns: intersection volume (cm³), penetration (mm), MPJPE absolute and root-relative (mm), contact P/R/F1 of
 the refined grasp's 1 cm contact against the ground truth's, seconds per grasp (wall time of the optimizer).

@@ -83,7 +83,8 @@ def _available_sources() -> list[str]:
 def synthetic_contact_targets(source: str, inputs, truth, seed: int) -> dict:
     """Keyword arguments of ``optimize_grasp`` for a contact source on synthetic grasps (demo and benchmarks).
 
-    source: "haco" (renders each input grasp and runs the shipped HACO checkpoint), "deepcontact" (shipped checkpoint;
+    source: "haco" (renders each ground-truth grasp, the synthetic stand-in for the photo an image model's
+    prediction came from, and runs the shipped HACO checkpoint on it), "deepcontact" (shipped checkpoint;
     its hand targets are contact values: use ``target_mapping="value"``), "oracle" (the ground truth's 1 cm labels) or
     "geometric" (the input's own 1 cm labels).
     """
@@ -108,11 +109,12 @@ def synthetic_contact_targets(source: str, inputs, truth, seed: int) -> dict:
         from haco_grasp.contact.predictor import predict_hand_contact
         from haco_grasp.data.images import render_grasp_images
 
-        images = render_grasp_images(inputs, seed=seed, progress=False)
+        # the camera sees the real grasp, not the prediction: render the truth (the renders are hand crops already)
+        images = render_grasp_images(truth, seed=seed, progress=False)
         crops = np.stack([im.image for im in images])
         size = crops.shape[1]
         boxes = np.tile(np.array([0.0, 0.0, size, size]), (len(images), 1))
-        return {"target_hand_contact": predict_hand_contact(crops, boxes, [g.side for g in inputs])}
+        return {"target_hand_contact": predict_hand_contact(crops, boxes, [g.side for g in truth])}
     raise InputError(f"--contact: unknown source {source!r}; choose auto or one of {', '.join(DEMO_CONTACT_SOURCES)}")
 
 

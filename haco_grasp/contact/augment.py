@@ -1,13 +1,19 @@
-"""HACO's training augmentations (haco.md §5) and the anisotropic box → 256×256 crop warp, numpy/torch only.
+"""HACO's training augmentations (haco.md §5) and the anisotropic box → S×S crop warp, numpy/torch only.
 
-Pixel convention: pixel centres at integer coordinates, so an image of width W spans x ∈ [−0.5, W − 0.5]. A box is
-``(x0, y0, x1, y1)``, its outer edges in source-image pixels.
+This is the toolkit's one crop: training (:mod:`~haco_grasp.contact.datasets`) and inference
+(:func:`haco_grasp.contact.predictor.crop_hands`) both warp with :func:`crop_transform` + :func:`warp_image`.
 
-Crop warp (:func:`crop_transform`, HACO's ``generate_patch_image`` in spirit): the box, scaled by ``scale`` about
-its centre, shifted by ``translation`` and rotated by ``rotation_deg``, is mapped onto the output square
-**anisotropically** (its width and height are stretched independently to ``size``), as HACO does for ``bbox_ho``.
-A positive rotation turns the image content counter-clockwise in the output (the sampling window turns clockwise).
-Pixels outside the source image are black (zero), as in HACO's ``cv2.warpAffine`` with a zero border.
+Pixel convention: pixel centres at integer coordinates. A box ``(x0, y0, x1, y1)`` follows HACO's
+``generate_patch_image`` (``cv2.warpAffine`` mapping the box centre onto the output centre): crop pixel (u, v)
+samples the source at ``(x0 + u·(x1 − x0)/S, y0 + v·(y1 − y0)/S)``, so the corner (x0, y0) lands on the centre of
+crop pixel (0, 0), the box centre on (S/2, S/2), and a W×H image is reproduced exactly by the box (0, 0, W, H)
+at S = W = H.
+
+Crop warp (:func:`crop_transform`): the box, scaled by ``scale`` about its centre, shifted by ``translation`` and
+rotated by ``rotation_deg``, is mapped onto the output square **anisotropically** (its width and height are
+stretched independently to ``size``), as HACO does for ``bbox_ho``. A positive rotation turns the image content
+counter-clockwise in the output (the sampling window turns clockwise). Pixels outside the source image are black
+(zero), as in HACO's ``cv2.warpAffine`` with a zero border; sampling is bilinear.
 
 Augmentations (:class:`AugmentConfig`, defaults = HACO's ``get_aug_config_contact``), drawn per sample by
 :func:`sample_augment_params` from a seeded numpy Generator:
@@ -186,7 +192,7 @@ def _check_box(box: Any) -> np.ndarray:
 def crop_transform(box: Any, size: int, image_size: tuple[int, int], params: AugmentParams | None = None) -> np.ndarray:
     """Affine map from source pixels to crop pixels for a box and augmentation parameters.
 
-    box: (4,) (x0, y0, x1, y1) box edges, source pixels
+    box: (4,) (x0, y0, x1, y1) box, source pixels (module docstring: (x0, y0) is sampled by crop pixel (0, 0))
     size: S, the output side in pixels
     image_size: (width, height) of the source image (the translation is a fraction of it)
     params: AugmentParams (None: identity, the plain anisotropic warp of the box onto S×S)
@@ -203,11 +209,11 @@ def crop_transform(box: Any, size: int, image_size: tuple[int, int], params: Aug
     center = center + np.array([p.translation[0] * image_size[0], p.translation[1] * image_size[1]])
     src_w, src_h = sub_w * p.scale, sub_h * p.scale
     theta = math.radians(p.rotation_deg)
-    # crop -> source: src = center + R diag(src_w/S, src_h/S) (u + 0.5 - S/2), R the (y-down) rotation that makes
-    # the content turn counter-clockwise on screen in the crop
+    # crop -> source: src = center + R diag(src_w/S, src_h/S) (u - S/2), R the (y-down) rotation that makes
+    # the content turn counter-clockwise on screen in the crop (u = S/2 is the centre, as in cv2's warp of HACO)
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     inverse_linear = rot @ np.diag([src_w / size, src_h / size])
-    inverse_offset = center - inverse_linear @ np.array([size / 2.0 - 0.5, size / 2.0 - 0.5])
+    inverse_offset = center - inverse_linear @ np.array([size / 2.0, size / 2.0])
     linear = np.linalg.inv(inverse_linear)
     return np.concatenate([linear, (-linear @ inverse_offset)[:, None]], axis=1)
 
@@ -294,7 +300,7 @@ def augment_crop(
     """Crop a box out of an image with HACO's augmentations (test time: ``params=None``).
 
     image: (H, W, 3) uint8 (0–255) or float ([0, 1]) array, or (3, H, W) tensor
-    box: (4,) (x0, y0, x1, y1) box edges, source pixels
+    box: (4,) (x0, y0, x1, y1) box, source pixels (module docstring convention)
     params: AugmentParams from :func:`sample_augment_params`; None for the plain crop
     size: S
     returns: AugmentedCrop(image (3, S, S) float in [0, 1], affine (2, 3))

@@ -216,7 +216,11 @@ def _with_token_forward(model: nn.Module) -> nn.Module:
 
 
 def _timm_cnn(variant: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    if isinstance(kwargs.get("channels"), list):  # JSON configs carry lists; timm wants a tuple
+        kwargs["channels"] = tuple(kwargs["channels"])
     model = _timm().create_model(variant, pretrained=pretrained, num_classes=0, **kwargs)
+    # the registry's width unless timm arguments (e.g. ``channels``) made a narrower custom network
+    model.context_dim = int(model.num_features)
     return _with_token_forward(model)
 
 

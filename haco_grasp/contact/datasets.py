@@ -5,6 +5,8 @@ Every dataset returns, for ``dataset[i]``, a dict:
 - ``image``: (3, S, S) float32, the crop warped to S×S (HACO: 256), scaled to [0, 1] and normalised with the
   backbone's mean/std (:class:`Normalization`; ImageNet for ViT/hamer, identity for HACO's resnet loaders);
 - ``contact``: (778,) float32 labels in {0, 1};
+- ``joints_2d``: (21, 2) float32, the hand's 21 joints (DexYCB order) in pixels of the returned crop, after the
+  augmentation's warp (NaN where the source has none); used by the keypoint term of :mod:`~haco_grasp.contact.train`;
 - ``sample_id``: str; ``meta``: dict of JSON-able values (index, source, object name, ...);
 
 and ``labels()`` returns all (N, 778) labels without loading images (for :mod:`~haco_grasp.contact.stats` and
@@ -59,7 +61,7 @@ import torch
 from torch.utils.data import Dataset
 
 from haco_grasp.atomic import atomic_open
-from haco_grasp.contact.augment import AugmentConfig, augment_crop, sample_augment_params
+from haco_grasp.contact.augment import AugmentConfig, augment_crop, sample_augment_params, transform_points
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import AssetError, InputError
 
@@ -127,15 +129,23 @@ class _CropDataset(Dataset):
         """Select the augmentation draws of epoch ``epoch``."""
         self.epoch = int(epoch)
 
-    def _crop(self, image: np.ndarray, box: np.ndarray, index: int) -> torch.Tensor:
+    def _crop(
+        self, image: np.ndarray, box: np.ndarray, index: int, joints_2d: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(normalised (3, S, S) crop, (21, 2) float32 joints in crop pixels, NaN when ``joints_2d`` is None)."""
         params = None
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch, int(index)])
             params = sample_augment_params(rng, self.augment)
-        crop = augment_crop(image, box, params, self.size).image  # (3, S, S) in [0, 1]
+        result = augment_crop(image, box, params, self.size)
+        crop = result.image  # (3, S, S) in [0, 1]
         mean = torch.tensor(self.normalization.mean, dtype=crop.dtype)[:, None, None]
         std = torch.tensor(self.normalization.std, dtype=crop.dtype)[:, None, None]
-        return (crop - mean) / std
+        if joints_2d is None:
+            joints = np.full((21, 2), np.nan, dtype=np.float32)
+        else:
+            joints = transform_points(np.asarray(joints_2d, dtype=np.float64).reshape(21, 2), result.affine)
+        return (crop - mean) / std, torch.from_numpy(np.asarray(joints, dtype=np.float32))
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -183,6 +193,7 @@ class ImageFolderContactDataset(_CropDataset):
         files: list[Path] = []
         contact: list[np.ndarray] = []
         names: list[str] = []
+        joints: list[np.ndarray] = []
         source: list[tuple[int, int]] = []
         for folder_index, folder in enumerate(folders):
             annotations = folder / "annotations.npz"
@@ -197,6 +208,11 @@ class ImageFolderContactDataset(_CropDataset):
                 files.extend(folder / str(f) for f in data["image_files"])
                 contact.append(np.asarray(data["hand_contact"], dtype=np.float32))
                 names.extend(str(n) for n in data["object_names"])
+                count = len(data["image_files"])
+                if "joints_2d" in data.files:
+                    joints.append(np.asarray(data["joints_2d"], dtype=np.float64).reshape(count, 21, 2))
+                else:
+                    joints.append(np.full((count, 21, 2), np.nan))
                 source.extend((folder_index, i) for i in range(len(data["image_files"])))
         labels = np.concatenate(contact, axis=0)
         keep = np.ones(len(files), dtype=bool)
@@ -209,6 +225,7 @@ class ImageFolderContactDataset(_CropDataset):
         self.object_names = [n for n, k in zip(names, keep, strict=True) if k]
         self.source = [s for s, k in zip(source, keep, strict=True) if k]
         self._labels = labels[keep]
+        self._joints = np.concatenate(joints, axis=0)[keep]
 
     def __len__(self) -> int:
         return len(self.files)
@@ -223,10 +240,12 @@ class ImageFolderContactDataset(_CropDataset):
         index = index % len(self)
         image = _read_rgb(self.files[index])
         height, width = image.shape[:2]
-        box = np.array([-0.5, -0.5, width - 0.5, height - 0.5])  # the stored image is the crop
+        box = np.array([0.0, 0.0, width, height])  # the stored image is the crop (augment.py's box convention)
         folder_index, row = self.source[index]
+        crop, joints = self._crop(image, box, index, self._joints[index])
         return {
-            "image": self._crop(image, box, index),
+            "image": crop,
+            "joints_2d": joints,
             "contact": torch.from_numpy(self._labels[index].copy()),
             "sample_id": f"{self.folders[folder_index].name}/{row:06d}",
             "meta": {"index": index, "object_name": self.object_names[index], "source": "image_folder"},
@@ -402,9 +421,11 @@ class SyntheticContactDataset(ImageFolderContactDataset):
             self.image_config,
         )  # fmt: skip
         size = rendered.image.shape[0]
-        box = np.array([-0.5, -0.5, size - 0.5, size - 0.5])
+        box = np.array([0.0, 0.0, size, size])
+        crop, joints = self._crop(rendered.image, box, index, rendered.joints_2d)
         return {
-            "image": self._crop(rendered.image, box, index),
+            "image": crop,
+            "joints_2d": joints,
             "contact": torch.from_numpy(self._labels[index].copy()),
             "sample_id": f"chunk_{chunk:04d}/{grasp_index * self.views_per_grasp + view:06d}",
             "meta": {"index": index, "object_name": self.object_names[index], "source": "synthetic"},
@@ -521,8 +542,11 @@ class DexYCBContactDataset(_CropDataset):
         sample = self.dexycb.sample(self.positions[index])
         image = _read_rgb(Path(self.dexycb.root) / sample.color_file)
         contact = self._labels[index] if self._labels is not None else self._contact(index)
+        joints_2d = np.asarray(sample.joint_2d, dtype=np.float64).reshape(-1, 2)
+        crop, joints = self._crop(image, self.box(index), index, joints_2d if joints_2d.shape == (21, 2) else None)
         return {
-            "image": self._crop(image, self.box(index), index),
+            "image": crop,
+            "joints_2d": joints,
             "contact": torch.from_numpy(np.array(contact, dtype=np.float32)),
             "sample_id": sample.sample_id,
             "meta": {"index": index, "source": "dexycb", "color_file": sample.color_file},

@@ -291,7 +291,10 @@ class HACO(nn.Module):
             (:func:`haco_grasp.contact.backbones.normalize_images`)
         returns: HacoOutput of logits (B, 778), (B, 336), (B, 84), (B, 21)
         """
-        context = self.backbone(images)  # (B, N, C)
+        return self.decode(self.backbone(images))
+
+    def decode(self, context: Tensor) -> HacoOutput:
+        """The decoder and the coarse levels on backbone context tokens: (B, N, C) float -> HacoOutput."""
         logits = self.decoder(context)  # (B, 778)
         return HacoOutput(
             contact_logits=logits,

@@ -6,8 +6,9 @@ Pipeline (haco.md §8), per image and hand box:
    ``box_scale``; the official demo uses 2.0 on detector boxes) is warped *anisotropically* to 256 x 256 as the
    official ``generate_patch_image`` does with ``cv2.warpAffine`` (bilinear, zero border): output pixel (u, v)
    samples the image at ``(x0 + u * w / 256, y0 + v * h / 256)``, so the box's top-left corner lands on the centre
-   of output pixel (0, 0) and the box centre on (128, 128). Implemented with ``torch.nn.functional.grid_sample``
-   (cv2 is not required).
+   of output pixel (0, 0) and the box centre on (128, 128). This is the training crop too: both use
+   :func:`haco_grasp.contact.augment.crop_transform` and :func:`~haco_grasp.contact.augment.warp_image`
+   (``torch.nn.functional.grid_sample``; cv2 is not required).
 2. **Left hands** are mirrored before inference, as the official flip does (``x -> W - 1 - x`` about pixel
    centres): output pixel u samples ``x1 - u * w / 256``. HACO only knows right hands; its 778 outputs are MANO
    vertex ids, and MANO's left mesh is the mirror image of the right one with the same vertex order, so the
@@ -35,7 +36,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from scipy.sparse.csgraph import connected_components
 from torch import Tensor
 
@@ -86,19 +86,12 @@ def _check_boxes(boxes: Any, count: int) -> np.ndarray:
     return array
 
 
-def _image_tensor(image: Any) -> Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float64 in [0, 1]."""
-    if isinstance(image, Tensor):
-        if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 2:
-            raise InputError(
-                f"image: expected (H, W, 3) uint8 RGB with H, W >= 2, got {image.dtype} {tuple(image.shape)}"
-            )
-        return image.detach().cpu().to(torch.float64).permute(2, 0, 1) / 255.0
-    array = np.asarray(image)
+def _image_array(image: Any) -> np.ndarray:
+    """(H, W, 3) uint8 RGB array or tensor -> (H, W, 3) uint8 array (checked)."""
+    array = image.detach().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 2:
         raise InputError(f"image: expected (H, W, 3) uint8 RGB with H, W >= 2, got {array.dtype} {array.shape}")
-    # a copy: PIL arrays are read-only and flipped views have negative strides
-    return torch.from_numpy(np.array(array, dtype=np.float64)).permute(2, 0, 1) / 255.0
+    return array
 
 
 def crop_hands(
@@ -110,6 +103,10 @@ def crop_hands(
 ) -> Tensor:
     """Anisotropic crops of hand boxes, left hands mirrored, as HACO's test-time ``augmentation_contact``.
 
+    The warp is the training crop's (:func:`haco_grasp.contact.augment.crop_transform` without augmentation):
+    output pixel (u, v) samples ``(x0 + u·w/S, y0 + v·h/S)``. A left hand's image is flipped first (``x -> W-1-x``)
+    together with its box (``x0' = W-1-x1``), as the official flip does.
+
     images: (B, H, W, 3) uint8 RGB array/tensor, or a sequence of B (H_i, W_i, 3) uint8 images
     boxes: (B, 4) float, xyxy pixels (pixel centres at integers)
     sides: "right"/"left", one per image or one for all
@@ -117,6 +114,8 @@ def crop_hands(
     size: output side in pixels (256 for HACO)
     returns: (B, 3, size, size) float32 RGB in [0, 1]; pixels outside the image are 0
     """
+    from haco_grasp.contact.augment import crop_transform, warp_image
+
     image_list = list(images) if not isinstance(images, (np.ndarray, Tensor)) or images.ndim == 4 else [images]
     count = len(image_list)
     box_array = _check_boxes(boxes, count)
@@ -124,22 +123,15 @@ def crop_hands(
     if not (np.isfinite(box_scale) and box_scale > 0):
         raise InputError(f"box_scale: expected a positive factor, got {box_scale}")
     crops = []
-    steps = torch.arange(size, dtype=torch.float64) / size  # (S,) u / size
     for image, box, side in zip(image_list, box_array, side_list, strict=True):
-        pixels = _image_tensor(image)  # (3, H, W)
-        height, width = pixels.shape[1:]
-        center_x, center_y = (box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0
-        box_w, box_h = (box[2] - box[0]) * box_scale, (box[3] - box[1]) * box_scale
-        if side == "right":
-            xs = center_x - box_w / 2.0 + steps * box_w
-        else:  # mirrored: the flipped image's pixel u is the original's x1 - u * w / size
-            xs = center_x + box_w / 2.0 - steps * box_w
-        ys = center_y - box_h / 2.0 + steps * box_h
-        grid_x = (2.0 * xs / (width - 1) - 1.0)[None, :].expand(size, size)  # (S, S), align_corners=True
-        grid_y = (2.0 * ys / (height - 1) - 1.0)[:, None].expand(size, size)
-        grid = torch.stack([grid_x, grid_y], dim=-1)[None]  # (1, S, S, 2)
-        crop = F.grid_sample(pixels[None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)
-        crops.append(crop[0].to(torch.float32))
+        pixels = _image_array(image)
+        height, width = pixels.shape[:2]
+        if side == "left":
+            pixels = pixels[:, ::-1]
+            box = np.array([width - 1 - box[2], box[1], width - 1 - box[0], box[3]])
+        center, half = (box[:2] + box[2:]) / 2.0, (box[2:] - box[:2]) * box_scale / 2.0
+        affine = crop_transform(np.concatenate([center - half, center + half]), size, (width, height))
+        crops.append(warp_image(pixels, affine, size))
     if not crops:
         return torch.zeros(0, 3, size, size)
     return torch.stack(crops)

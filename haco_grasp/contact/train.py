@@ -13,6 +13,14 @@ plus a "predict the training mean contact map" baseline), and writes, in ``out_d
 - ``train_config.json`` (the resolved :class:`TrainConfig`), ``metrics.json`` (one entry per epoch), ``stats.npz``
   (the training labels' :class:`~haco_grasp.contact.stats.ContactStats`).
 
+Keypoint term (``keypoint_weight > 0``, on in the "synthetic-small" preset): HACO starts its backbone from HaMeR, a
+network trained to locate hand joints; HaMeR's weights cannot be downloaded here, so a from-scratch backbone learns
+hand features slowly from contact labels alone. The keypoint term supplies that signal during training: a linear
+head scores every context token for each of the 21 joints, and the loss is the cross-entropy of the token that
+contains the joint (softmax over tokens, joints outside the backbone's view skipped), weighted by
+``keypoint_weight``. The head is training-only (saved as ``keypoint_head.pt`` for resuming, never in the HACO
+``state_dict``); backbones with a known token grid: :func:`token_grid`.
+
 ``resume=True`` continues from ``out_dir/last.ckpt`` (model, optimizer, scheduler, epoch, step). ``max_wall_s``
 bounds the wall time: the running epoch stops early, is evaluated and saved (``"complete": false`` in its metrics);
 resuming treats that epoch as done and continues with the next one.
@@ -20,17 +28,22 @@ resuming treats that epoch as done and continues with the next one.
 DDP: launch with ``torchrun --nproc_per_node N -m haco_grasp.contact.train ...`` (backend gloo on CPU, nccl on
 CUDA); the sampler is sharded per rank, rank 0 evaluates and writes files.
 
-Presets (:data:`PRESETS`): ``"paper"`` (the official values: hamer ViT-H, decoder 1024/6/8/64/1024, batch 24,
-10 epochs, 2 workers) and ``"synthetic-small"`` (a small hamer-shaped ViT trained from scratch on CPU on the
-toolkit's synthetic renders: embed 192, depth 4, 3 heads; decoder 256/2/4/64/512; lr 3e-4 since nothing is
-pretrained, MultiStepLR (6, 8) γ 0.5; batch 16; 10 epochs; 2 objects held out for validation).
+Presets (:data:`PRESETS`): ``"paper"`` (the official values: hamer ViT-H, decoder 1024/6/8/64/1024, VCB loss,
+balanced sampling, batch 24, 10 epochs, 2 workers) and ``"synthetic-small"`` (the recipe of the shipped checkpoint:
+a small hamer-shaped ViT trained from scratch on CPU on the toolkit's synthetic renders: embed 192, depth 4, 3
+heads; decoder 256/2/4/64/512; lr 3e-4 since nothing is pretrained, MultiStepLR (12, 16) γ 0.5; batch 16; 18
+epochs over 150 chunks; 2 objects held out for validation; the keypoint term, the mean-map initialisation and the
+threshold calibration on; BCE without balanced sampling, the best variant of ``benchmarks/haco_ablation.py`` on
+this data, see the README).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import datetime
+import io
 import json
 import logging
 import math
@@ -64,9 +77,14 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "add_arguments",
+    "THRESHOLD_GRID",
     "add_eval_arguments",
+    "best_f1_threshold",
     "evaluate",
     "hand_faces",
+    "keypoint_token_loss",
+    "token_grid",
+    "init_contact_from_mean",
     "run_eval",
     "run_training",
     "train",
@@ -97,6 +115,13 @@ class TrainConfig:
     eval_empty: averaging rule of the headline metric, "skip" (paper) or "zero" (HACO test.py); both are logged.
     max_wall_s: stop (evaluate, save) once this many seconds have passed; None: no limit.
     max_steps_per_epoch: cap on optimisation steps per epoch (None: the whole epoch).
+    init_contact_from_mean: start a fresh model (not a resumed one) with the decoder's ``init_contact`` set to the
+        logit of the training mean contact map (clipped to [0.02, 0.98]), so the untrained model predicts the
+        mean map instead of random logits (HACO initialises it with randn; on small data this matters).
+    keypoint_weight: weight of the training-only 2D keypoint term (module docstring); 0 turns it off.
+    calibrate_threshold: after each evaluation, store the validation set's best-F1 threshold
+        (:func:`best_f1_threshold`) as the checkpoint's ``threshold`` (``last.json``), which ``load_haco`` and the
+        predictor then use; the validation F1 at that threshold is then optimistic: report a separate test set.
     keep_epochs: also keep ``epoch_{e:03d}.ckpt`` for these epochs (HACO keeps 0, 5 and 9); ``last.ckpt`` is always
         rewritten.
     progress: tqdm progress bars.
@@ -137,6 +162,9 @@ class TrainConfig:
     eval_empty: str = "skip"
     max_wall_s: float | None = None
     max_steps_per_epoch: int | None = None
+    init_contact_from_mean: bool = False
+    keypoint_weight: float = 0.0
+    calibrate_threshold: bool = False
     keep_epochs: tuple[int, ...] = ()
     progress: bool = True
     device: str = "auto"
@@ -187,12 +215,18 @@ PRESETS: dict[str, TrainConfig] = {
         heads=4,
         dim_head=64,
         mlp_dim=512,
+        loss="bce",
+        balanced_sampling=False,
         lr=3e-4,
-        milestones=(6, 8),
+        milestones=(12, 16),
         gamma=0.5,
         batch_size=16,
-        epochs=10,
+        epochs=18,
         workers=0,
+        synthetic_chunks=150,
+        init_contact_from_mean=True,
+        keypoint_weight=1.0,
+        calibrate_threshold=True,
         out_dir="runs/haco_synthetic_small",
     ),
 }
@@ -206,6 +240,8 @@ class EvalResult:
     precision_zero, recall_zero, f1_zero: means with the "zero" rule (undefined values count 0, HACO test.py)
     baseline: the same six numbers for the "predict the training mean contact map" baseline (or {} if none)
     threshold: the threshold used; num_samples: frames evaluated; mean_loss: mean BCE of the logits
+    best_threshold, best_f1: the threshold of :data:`THRESHOLD_GRID` with the highest "skip"-rule F1 on this data,
+        and that F1 (chosen on the data it is reported on: optimistic, use it to calibrate, not to report)
     """
 
     precision: float
@@ -218,6 +254,8 @@ class EvalResult:
     num_samples: int
     mean_loss: float
     baseline: dict[str, float] = field(default_factory=dict)
+    best_threshold: float = math.nan
+    best_f1: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN becomes None)."""
@@ -271,6 +309,83 @@ def _haco_config(config: TrainConfig) -> Any:
         hand=config.hand,
         backbone_kwargs=dict(config.backbone_kwargs),
     )
+
+
+def init_contact_from_mean(model: torch.nn.Module, means: np.ndarray, clip: float = 0.02) -> None:
+    """Set ``model.decoder.init_contact`` to logit(clip(means, clip, 1 - clip)) in place.
+
+    model: a HACO model; means: (778,) per-vertex contact frequency of the training labels
+    """
+    probs = np.clip(np.asarray(means, dtype=np.float64), clip, 1.0 - clip)
+    if probs.shape != tuple(model.decoder.init_contact.shape[1:]):
+        raise InputError(f"means: expected shape {tuple(model.decoder.init_contact.shape[1:])}, got {probs.shape}")
+    logits = torch.as_tensor(np.log(probs / (1.0 - probs)), dtype=model.decoder.init_contact.dtype)
+    with torch.no_grad():
+        model.decoder.init_contact.copy_(logits.reshape(model.decoder.init_contact.shape))
+
+
+def token_grid(backbone: str) -> tuple[int, int, float, float, float, float]:
+    """Where a backbone's context tokens sit in the 256×256 crop, for the keypoint term.
+
+    backbone: registry name
+    returns: (rows, cols, x0, y0, cell_w, cell_h): token ``r * cols + c`` covers crop pixels
+        ``x0 + c·cell_w .. x0 + (c+1)·cell_w`` × ``y0 + r·cell_h .. y0 + (r+1)·cell_h``
+        (hamer: 16×12 patches of 16 px over columns 32–224, shifted 2 px by the patch conv's padding;
+        ResNet/HRNet: 8×8 cells of 32 px)
+    """
+    from haco_grasp.contact.backbones import CROP_SIZE, get_backbone_spec
+
+    name = get_backbone_spec(backbone).name
+    if name == "hamer":
+        return 16, 12, 30.0, -2.0, 16.0, 16.0  # the patch conv pads 2 px
+    if name.startswith(("resnet-", "hrnet-")):
+        return 8, 8, 0.0, 0.0, CROP_SIZE / 8, CROP_SIZE / 8
+    raise InputError(
+        f"keypoint_weight > 0 needs a backbone whose tokens form a known pixel grid (hamer, resnet-*, hrnet-*), "
+        f"not {name!r}; set keypoint_weight to 0"
+    )
+
+
+def keypoint_token_loss(logits: torch.Tensor, joints_2d: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+    """Cross-entropy of the token containing each 2D joint (softmax over the tokens).
+
+    logits: (B, N, J) float, per-token joint scores (N = rows · cols)
+    joints_2d: (B, J, 2) float, crop pixels (NaN: unknown)
+    grid: :func:`token_grid` of the backbone
+    returns: () mean over the joints inside the grid (0 when there are none, still differentiable)
+    """
+    rows, cols, x0, y0, cell_w, cell_h = grid
+    if logits.ndim != 3 or logits.shape[1] != rows * cols or joints_2d.shape != (logits.shape[0], logits.shape[2], 2):
+        raise InputError(
+            f"keypoint_token_loss: logits {tuple(logits.shape)} and joints {tuple(joints_2d.shape)} do not match a "
+            f"{rows}x{cols} grid"
+        )
+    # pixel centres at integers: the cell of pixel u is floor((u + 0.5 - x0) / cell_w)
+    col = torch.floor((joints_2d[..., 0] + 0.5 - x0) / cell_w)
+    row = torch.floor((joints_2d[..., 1] + 0.5 - y0) / cell_h)
+    valid = torch.isfinite(col) & torch.isfinite(row) & (col >= 0) & (col < cols) & (row >= 0) & (row < rows)
+    target = torch.where(valid, row * cols + col, torch.zeros_like(col)).long()  # (B, J)
+    log_probs = torch.log_softmax(logits.float(), dim=1)  # over tokens
+    picked = log_probs.gather(1, target[:, None, :])[:, 0]  # (B, J)
+    if not bool(valid.any()):
+        return logits.sum() * 0.0
+    return -(picked[valid]).mean()
+
+
+class _TrainModule(torch.nn.Module):
+    """HACO plus the training-only keypoint head: forward -> (HacoOutput, (B, N, 21) keypoint logits or None)."""
+
+    def __init__(self, model: torch.nn.Module, keypoint_head: torch.nn.Module | None) -> None:
+        super().__init__()
+        self.model = model
+        self.keypoint_head = keypoint_head
+
+    def forward(self, images: torch.Tensor) -> tuple[Any, torch.Tensor | None]:
+        if self.keypoint_head is None:
+            return self.model(images), None
+        context = self.model.backbone(images)
+        output = self.model.decode(context)
+        return output, self.keypoint_head(context)
 
 
 def _normalization(backbone: str) -> Normalization:
@@ -331,8 +446,10 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
 
 
 def _collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    nan_joints = torch.full((21, 2), float("nan"))
     return {
         "image": torch.stack([item["image"] for item in batch]),
+        "joints_2d": torch.stack([item.get("joints_2d", nan_joints) for item in batch]),
         "contact": torch.stack([item["contact"] for item in batch]),
         "sample_id": [item["sample_id"] for item in batch],
     }
@@ -344,6 +461,26 @@ def _progress(iterable: Any, enabled: bool, **kwargs: Any) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(iterable, **kwargs)
+
+
+#: Candidate probability thresholds of :func:`best_f1_threshold` (0.05 to 0.95 in steps of 0.05).
+THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
+
+
+def best_f1_threshold(prob: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """The threshold of :data:`THRESHOLD_GRID` with the highest per-frame F1 ("skip" rule); ties go to the lowest.
+
+    prob: (B, 778) probabilities; gt: (B, 778) labels
+    returns: (best F1, its threshold); (nan, nan) when no threshold gives a defined F1
+    """
+    from haco_grasp.metrics import contact_prf
+
+    best = (math.nan, math.nan)
+    for threshold in THRESHOLD_GRID:
+        f1 = contact_prf(prob, gt, threshold, "skip").f1
+        if math.isfinite(f1) and not f1 <= best[0]:
+            best = (float(f1), threshold)
+    return best
 
 
 @torch.no_grad()
@@ -385,6 +522,7 @@ def evaluate(
     prob = torch.cat(probs).numpy()
     gt = torch.cat(labels).numpy()
     skip, zero = contact_prf(prob, gt, threshold, "skip"), contact_prf(prob, gt, threshold, "zero")
+    best_f1, best_threshold = best_f1_threshold(prob, gt)
     baseline: dict[str, float] = {}
     if mean_contact is not None:
         mean_map = np.broadcast_to(np.asarray(mean_contact, dtype=np.float64), gt.shape)
@@ -404,6 +542,8 @@ def evaluate(
         num_samples=int(gt.shape[0]),
         mean_loss=float(sum(losses) / gt.shape[0]),
         baseline=baseline,
+        best_threshold=best_threshold,
+        best_f1=best_f1,
     )
 
 
@@ -478,32 +618,45 @@ def train(config: TrainConfig) -> TrainResult:
     model = build_haco_from_config(haco_config).to(device)
     faces = torch.as_tensor(hand_faces(config.hand), device=device)
     regressors = {"336": model.regressor_336, "84": model.regressor_84, "joint": model.regressor_joint}
+    grid = token_grid(config.backbone) if config.keypoint_weight > 0 else None
+    keypoint_head = torch.nn.Linear(model.decoder.context_dim, 21).to(device) if grid is not None else None
+    wrapped = _TrainModule(model, keypoint_head)
     optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=config.lr, betas=config.betas,
+        [p for p in wrapped.parameters() if p.requires_grad], lr=config.lr, betas=config.betas,
         weight_decay=config.weight_decay,
     )  # fmt: skip
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(config.milestones), gamma=config.gamma)
     start_epoch, global_step = 0, 0
     history: list[dict[str, Any]] = []
     last = out_dir / "last.ckpt"
+    if config.init_contact_from_mean and not config.resume:
+        init_contact_from_mean(model, stats.means)
     if config.resume:
         if not last.is_file():
             raise AssetError(f"resume: {last} not found; train without --resume first")
         state = read_checkpoint(last)
         model.load_state_dict(state["state_dict"])
+        if keypoint_head is not None:
+            head_file = out_dir / "keypoint_head.pt"
+            if not head_file.is_file():
+                raise AssetError(f"resume: {head_file} not found; resume with the run's own keypoint_weight")
+            keypoint_head.load_state_dict(torch.load(head_file, map_location=device, weights_only=True))
         if state.get("optimizer") is not None:
             optimizer.load_state_dict(state["optimizer"])
         if state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
+            # the saved state carries its milestones; a resumed run follows the config's (e.g. more epochs)
+            scheduler.milestones = collections.Counter(config.milestones)
+            scheduler.gamma = config.gamma
         start_epoch, global_step = int(state["epoch"]) + 1, int(state["global_step"])
         metrics_file = out_dir / "metrics.json"
         if metrics_file.is_file():
             history = json.loads(metrics_file.read_text())
         logger.info("resumed from %s at epoch %d, step %d", last, start_epoch, global_step)
-    train_model: torch.nn.Module = model
+    train_model: torch.nn.Module = wrapped
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            wrapped, device_ids=[device.index] if device.type == "cuda" else None
         )
     threshold = _threshold(config.threshold, config.backbone)
     out_of_time = False
@@ -519,16 +672,21 @@ def train(config: TrainConfig) -> TrainResult:
             if config.max_wall_s is not None and time.monotonic() - start_time > config.max_wall_s:
                 out_of_time = True
                 break
-            output = train_model(batch["image"].to(device, non_blocking=True))
+            output, keypoint_logits = train_model(batch["image"].to(device, non_blocking=True))
             result = haco_loss(
                 output, batch["contact"].to(device), stats, epoch, config.epochs, faces, regressors, config.loss
             )
+            total = result.total
+            if keypoint_logits is not None:
+                keypoint = keypoint_token_loss(keypoint_logits, batch["joints_2d"].to(device), grid)
+                total = total + config.keypoint_weight * keypoint
+                sums["keypoint"] = sums.get("keypoint", 0.0) + float(keypoint.detach())
             optimizer.zero_grad(set_to_none=True)
-            result.total.backward()
+            total.backward()
             optimizer.step()
             global_step += 1
             steps += 1
-            sums["loss"] = sums.get("loss", 0.0) + float(result.total.detach())
+            sums["loss"] = sums.get("loss", 0.0) + float(total.detach())
             for name, value in result.terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value)
             if config.progress and rank == 0 and hasattr(bar, "set_postfix"):
@@ -556,7 +714,14 @@ def train(config: TrainConfig) -> TrainResult:
                     epoch, result_eval.precision, result_eval.recall, result_eval.f1,
                     result_eval.baseline.get("f1", math.nan),
                 )  # fmt: skip
+                if config.calibrate_threshold and math.isfinite(result_eval.best_threshold):
+                    haco_config.threshold = result_eval.best_threshold
+                    model.config = haco_config
             history.append(entry)
+            if keypoint_head is not None:  # before last.ckpt: a resumable last.ckpt always has its head
+                buffer = io.BytesIO()
+                torch.save(keypoint_head.state_dict(), buffer)
+                atomic_write_bytes(out_dir / "keypoint_head.pt", buffer.getvalue())
             save_haco_checkpoint(last, model, haco_config, epoch, global_step, optimizer, scheduler)
             if epoch in config.keep_epochs:
                 kept = out_dir / f"epoch_{epoch:03d}.ckpt"
@@ -653,6 +818,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--eval-empty", choices=("skip", "zero"))
     parser.add_argument("--max-wall-s", type=float, help="stop after this many seconds (evaluate and save first)")
     parser.add_argument("--max-steps-per-epoch", type=int)
+    parser.add_argument(
+        "--init-contact-from-mean", action="store_true", default=None,
+        help="start init_contact at the logit of the training mean contact map",
+    )  # fmt: skip
+    parser.add_argument("--keypoint-weight", type=float, help="weight of the training-only 2D keypoint term (0: off)")
+    parser.add_argument(
+        "--calibrate-threshold", action="store_true", default=None,
+        help="store the validation set's best-F1 threshold in the checkpoint's JSON",
+    )  # fmt: skip
     parser.add_argument("--keep-epochs", type=int, nargs="*", help="also keep epoch_XXX.ckpt for these epochs")
     parser.add_argument("--device", help='"auto", "cpu", "cuda", ...')
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)

@@ -27,15 +27,16 @@ def random_image(seed: int = 0, h: int = 48, w: int = 64) -> np.ndarray:
 
 def test_identity_crop_of_full_image_is_exact() -> None:
     image = random_image(h=32, w=32)
-    crop = augment_crop(image, (-0.5, -0.5, 31.5, 31.5), None, size=32).image
+    crop = augment_crop(image, (0.0, 0.0, 32.0, 32.0), None, size=32).image
     np.testing.assert_allclose(crop.permute(1, 2, 0).numpy(), image / 255.0, atol=1e-6)
 
 
-def test_box_edges_map_to_crop_edges_anisotropically() -> None:
+def test_box_corner_maps_to_first_pixel_and_centre_to_centre_anisotropically() -> None:
     box = (10.0, 20.0, 50.0, 30.0)  # 40 x 10: stretched differently along x and y
     affine = crop_transform(box, 256, (64, 48))
     corners = transform_points(np.array([[10.0, 20.0], [50.0, 30.0], [30.0, 25.0]]), affine)
-    np.testing.assert_allclose(corners, [[-0.5, -0.5], [255.5, 255.5], [127.5, 127.5]], atol=1e-9)
+    # HACO's cv2 convention: (x0, y0) -> crop pixel (0, 0), (x1, y1) -> (S, S), the centre -> (S/2, S/2)
+    np.testing.assert_allclose(corners, [[0.0, 0.0], [256.0, 256.0], [128.0, 128.0]], atol=1e-9)
     assert affine[0, 0] == pytest.approx(256 / 40) and affine[1, 1] == pytest.approx(256 / 10)
 
 
@@ -52,22 +53,22 @@ def test_warp_moves_a_pixel_where_transform_points_says() -> None:
 
 def test_rotation_direction_counter_clockwise() -> None:
     # a point right of the centre moves to above the centre (image y points down) after +90 degrees
-    affine = crop_transform((-0.5, -0.5, 63.5, 63.5), 64, (64, 64), AugmentParams(rotation_deg=90.0))
-    moved = transform_points(np.array([[50.0, 31.5]]), affine)[0]
-    np.testing.assert_allclose(moved, [31.5, 31.5 - 18.5], atol=1e-9)
+    affine = crop_transform((0.0, 0.0, 64.0, 64.0), 64, (64, 64), AugmentParams(rotation_deg=90.0))
+    moved = transform_points(np.array([[50.0, 32.0]]), affine)[0]
+    np.testing.assert_allclose(moved, [32.0, 32.0 - 18.0], atol=1e-9)
 
 
 def test_noise_keeps_the_mean_no_clipping_bug() -> None:
     image = np.full((64, 64, 3), 128, dtype=np.uint8)
     params = AugmentParams(noise_seed=3, noise_sigma=0.02)
-    noisy = augment_crop(image, (-0.5, -0.5, 63.5, 63.5), params, size=64).image
+    noisy = augment_crop(image, (0.0, 0.0, 64.0, 64.0), params, size=64).image
     assert float(noisy.mean()) == pytest.approx(128 / 255, abs=0.005)  # the reference bug gives ~1/255
     assert 0.015 < float((noisy - 128 / 255).std()) < 0.025
 
 
 def test_color_scales_channels() -> None:
     image = np.full((16, 16, 3), 100, dtype=np.uint8)
-    crop = augment_crop(image, (-0.5, -0.5, 15.5, 15.5), AugmentParams(color=(0.8, 1.0, 1.2)), size=16).image
+    crop = augment_crop(image, (0.0, 0.0, 16.0, 16.0), AugmentParams(color=(0.8, 1.0, 1.2)), size=16).image
     np.testing.assert_allclose(crop[:, 8, 8].numpy(), [80 / 255, 100 / 255, 120 / 255], atol=1e-6)
 
 
@@ -117,7 +118,7 @@ def test_extreme_crop_is_a_sub_box() -> None:
     params = AugmentParams(crop_fraction=(0.5, 0.4), crop_offset=(0.0, 1.0))
     affine = crop_transform((0.0, 0.0, 100.0, 100.0), 100, (100, 100), params)
     np.testing.assert_allclose(transform_points(np.array([[0.0, 60.0], [50.0, 100.0]]), affine),
-                               [[-0.5, -0.5], [99.5, 99.5]], atol=1e-9)  # fmt: skip
+                               [[0.0, 0.0], [100.0, 100.0]], atol=1e-9)  # fmt: skip
 
 
 def test_invalid_boxes_and_images() -> None:

@@ -196,6 +196,21 @@ def test_crop_maps_box_corners_to_crop_corners():
         crop_hands(image, box, "both")
 
 
+def test_inference_crop_is_the_training_crop_without_augmentation():
+    from haco_grasp.contact.augment import augment_crop
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, size=(90, 150, 3), dtype=np.uint8)
+    box = np.array([12.5, 8.0, 101.0, 70.0])
+    training = augment_crop(image, box, None, size=48).image
+    torch.testing.assert_close(crop_hands(image, box[None], "right", size=48)[0], training, rtol=0, atol=1e-6)
+    # a stored crop read back whole (box (0, 0, W, H)) is reproduced pixel for pixel
+    whole = crop_hands(image[:64, :64], np.array([[0.0, 0.0, 64.0, 64.0]]), "right", size=64)[0]
+    torch.testing.assert_close(
+        whole.permute(1, 2, 0), torch.from_numpy(image[:64, :64] / 255.0).float(), atol=1e-6, rtol=0
+    )
+
+
 def test_left_crop_is_the_mirrored_right_crop():
     rng = np.random.default_rng(2)
     image = rng.integers(0, 256, size=(90, 150, 3), dtype=np.uint8)

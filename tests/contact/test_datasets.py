@@ -89,7 +89,19 @@ def test_image_folder_dataset(tmp_path: Path, grasps: list[Grasp], image_config)
     assert len(held_out) == 1 and held_out.object_names == ["ball"]
     only = ImageFolderContactDataset([root, root], objects=["box"], size=48)
     assert len(only) == 2
+    # joints: the stored crop-pixel joints, scaled to the 48 px crop without augmentation ...
+    with np.load(root / "annotations.npz") as data:
+        stored, native = data["joints_2d"][1], data["full_size"][1]
+    side = Image.open(root / "images" / "000001.png").size[0]
+    np.testing.assert_allclose(item["joints_2d"].numpy(), stored * 48 / side, atol=1e-4)
     train = ImageFolderContactDataset(root, train=True, size=48, seed=1)
+    # ... and moved by the augmentation's own warp
+    from haco_grasp.contact.augment import augment_crop, sample_augment_params, transform_points
+
+    params = sample_augment_params(np.random.default_rng([1, 0, 1]), train.augment)
+    affine = augment_crop(np.zeros((side, side, 3), np.uint8), (0.0, 0.0, side, side), params, 48).affine
+    np.testing.assert_allclose(train[1]["joints_2d"].numpy(), transform_points(stored, affine), atol=1e-4)
+    assert native.shape == (2,)
     a, b = train[0]["image"], train[0]["image"]
     torch.testing.assert_close(a, b)  # same (seed, epoch, index) -> same augmentation
     train.set_epoch(1)
@@ -147,4 +159,8 @@ def test_dexycb_dataset_on_mini(tmp_path: Path) -> None:
     np.testing.assert_allclose(dataset.box(0), np.concatenate([center - half, center + half]), rtol=1e-9)
     item = dataset[0]
     assert item["image"].shape == (3, 64, 64) and item["sample_id"] == sample.sample_id
+    # the 2D joints follow the anisotropic box warp: u -> (u - x0) * 64 / w
+    box = dataset.box(0)
+    scale = 64.0 / (box[2:] - box[:2])
+    np.testing.assert_allclose(item["joints_2d"].numpy(), (sample.joint_2d.reshape(-1, 2) - box[:2]) * scale, atol=1e-3)
     assert float(item["image"].abs().sum()) > 0

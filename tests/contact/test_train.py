@@ -93,11 +93,13 @@ def test_resume_continues(image_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "resume"
     first = train(tiny_config(image_root, out, epochs=1))
     before = torch.load(first.checkpoint, weights_only=True)
-    second = train(tiny_config(image_root, out, epochs=2, resume=True))
+    second = train(tiny_config(image_root, out, epochs=2, resume=True, milestones=(2, 7)))
     after = torch.load(second.checkpoint, weights_only=True)
     assert [e["epoch"] for e in second.history] == [0, 1]
     assert after["global_step"] == before["global_step"] + second.history[1]["steps"]
     assert after["scheduler"]["last_epoch"] == 2
+    assert dict(after["scheduler"]["milestones"]) == {2: 1, 7: 1}  # the resumed config's schedule, not the saved one
+    assert second.history[1]["lr"] == pytest.approx(1e-3 * 0.9)  # decayed once, at the new milestone 2
     changed = [
         k
         for k, v in after["state_dict"].items()
@@ -170,3 +172,77 @@ def test_ddp_two_cpu_processes(image_root: Path, tmp_path: Path) -> None:
     assert set(state) == OFFICIAL_KEYS
     assert not any(k.startswith("module.") for k in state["state_dict"])
     np.testing.assert_equal(state["epoch"], 0)
+
+
+def test_keypoint_token_loss_matches_a_naive_loop() -> None:
+    from haco_grasp.contact.train import keypoint_token_loss, token_grid
+
+    grid = token_grid("hamer")
+    rows, cols, x0, y0, cell_w, cell_h = grid
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, rows * cols, 21, generator=generator, dtype=torch.float64)
+    joints = torch.rand(3, 21, 2, generator=generator, dtype=torch.float64) * 300.0 - 20.0  # some outside the grid
+    joints[0, 4] = float("nan")
+    expected, count = 0.0, 0
+    for b in range(3):
+        for j in range(21):
+            u, v = joints[b, j].tolist()
+            hits = [
+                r * cols + c
+                for r in range(rows)
+                for c in range(cols)
+                if x0 + c * cell_w <= u + 0.5 < x0 + (c + 1) * cell_w
+                and y0 + r * cell_h <= v + 0.5 < y0 + (r + 1) * cell_h
+            ]
+            if hits:
+                column = logits[b, :, j]
+                expected -= float(column[hits[0]] - torch.logsumexp(column, 0))
+                count += 1
+    assert 0 < count < 3 * 21
+    assert float(keypoint_token_loss(logits, joints, grid)) == pytest.approx(expected / count, rel=1e-6)
+    nothing = keypoint_token_loss(logits.requires_grad_(), torch.full((3, 21, 2), float("nan")), grid)
+    assert float(nothing.detach()) == 0.0 and nothing.requires_grad
+    assert token_grid("resnet-50") == (8, 8, 0.0, 0.0, 32.0, 32.0)
+    with pytest.raises(InputError, match="keypoint_weight"):
+        token_grid("vit-b-16")
+
+
+def test_keypoint_term_is_training_only_and_resumable(image_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "kp"
+    first = train(tiny_config(image_root, out, epochs=1, keypoint_weight=1.0))
+    assert first.history[0]["train"]["keypoint"] > 0.0
+    head = torch.load(out / "keypoint_head.pt", weights_only=True)
+    assert head["weight"].shape == (21, 32)  # the tiny hamer's context width
+    state = torch.load(first.checkpoint, weights_only=True)
+    assert all(k.startswith(("backbone.", "decoder.")) for k in state["state_dict"])  # official keys only
+    second = train(tiny_config(image_root, out, epochs=2, keypoint_weight=1.0, resume=True))
+    assert [e["epoch"] for e in second.history] == [0, 1]
+    assert not torch.equal(torch.load(out / "keypoint_head.pt", weights_only=True)["weight"], head["weight"])
+    (out / "keypoint_head.pt").unlink()
+    with pytest.raises(AssetError, match="keypoint_head.pt"):
+        train(tiny_config(image_root, out, epochs=3, keypoint_weight=1.0, resume=True))
+
+
+def test_best_f1_threshold_against_a_scan() -> None:
+    from haco_grasp.contact.train import THRESHOLD_GRID, best_f1_threshold
+    from haco_grasp.metrics import contact_prf
+
+    rng = np.random.default_rng(3)
+    gt = (rng.random((12, 778)) < 0.2).astype(np.float32)
+    prob = np.clip(0.35 * gt + 0.6 * rng.random((12, 778)), 0.0, 1.0)
+    scores = [contact_prf(prob, gt, t, "skip").f1 for t in THRESHOLD_GRID]
+    f1, threshold = best_f1_threshold(prob, gt)
+    assert f1 == pytest.approx(np.nanmax(scores)) and threshold == THRESHOLD_GRID[int(np.nanargmax(scores))]
+    assert 0.05 < threshold < 0.95  # an interior optimum for this mixture
+
+
+def test_calibrated_threshold_is_stored_in_the_checkpoint_json(image_root: Path, tmp_path: Path) -> None:
+    from haco_grasp.contact.checkpoint import load_haco
+
+    result = train(tiny_config(image_root, tmp_path / "cal", epochs=1, calibrate_threshold=True))
+    val = result.history[-1]["val"]
+    stored = json.loads((tmp_path / "cal" / "last.json").read_text())["threshold"]
+    assert stored == val["best_threshold"] and load_haco(result.checkpoint).config.threshold == stored
+    uncalibrated = train(tiny_config(image_root, tmp_path / "raw", epochs=1))
+    assert json.loads((tmp_path / "raw" / "last.json").read_text())["threshold"] is None
+    assert uncalibrated.history[-1]["val"]["best_threshold"] is not None

@@ -179,6 +179,13 @@ class TrainConfig:
                 raise InputError(f"TrainConfig.{name} must be a positive int, got {value!r}")
         if not (isinstance(self.workers, int) and self.workers >= 0):
             raise InputError(f"TrainConfig.workers must be a non-negative int, got {self.workers!r}")
+        if isinstance(self.keypoint_weight, bool) or not (
+            isinstance(self.keypoint_weight, (int, float)) and math.isfinite(self.keypoint_weight)
+            and self.keypoint_weight >= 0
+        ):  # fmt: skip
+            raise InputError(
+                f"TrainConfig.keypoint_weight must be a number >= 0 (0 turns it off), got {self.keypoint_weight!r}"
+            )
         if self.eval_empty not in ("skip", "zero"):
             raise InputError(f"TrainConfig.eval_empty must be 'skip' or 'zero', got {self.eval_empty!r}")
         if self.hand not in ("synthetic", "mano"):

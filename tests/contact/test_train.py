@@ -204,6 +204,8 @@ def test_keypoint_token_loss_matches_a_naive_loop() -> None:
     assert float(nothing.detach()) == 0.0 and nothing.requires_grad
     assert token_grid("resnet-50") == (8, 8, 0.0, 0.0, 32.0, 32.0)
     with pytest.raises(InputError, match="keypoint_weight"):
+        TrainConfig(keypoint_weight=-1.0)
+    with pytest.raises(InputError, match="keypoint_weight"):
         token_grid("vit-b-16")
 
 

@@ -44,7 +44,6 @@ import argparse
 import collections
 import dataclasses
 import datetime
-import io
 import json
 import logging
 import math
@@ -60,7 +59,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from haco_grasp.atomic import atomic_write_bytes
+from haco_grasp.atomic import atomic_open, atomic_write_bytes
 from haco_grasp.contact.augment import AugmentConfig
 from haco_grasp.contact.datasets import (
     ImageFolderContactDataset,
@@ -727,9 +726,8 @@ def train(config: TrainConfig) -> TrainResult:
                     model.config = haco_config
             history.append(entry)
             if keypoint_head is not None:  # before last.ckpt: a resumable last.ckpt always has its head
-                buffer = io.BytesIO()
-                torch.save(keypoint_head.state_dict(), buffer)
-                atomic_write_bytes(out_dir / "keypoint_head.pt", buffer.getvalue())
+                with atomic_open(out_dir / "keypoint_head.pt") as stream:
+                    torch.save(keypoint_head.state_dict(), stream)
             save_haco_checkpoint(last, model, haco_config, epoch, global_step, optimizer, scheduler)
             if epoch in config.keep_epochs:
                 kept = out_dir / f"epoch_{epoch:03d}.ckpt"
@@ -789,10 +787,11 @@ def strip_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[s
     }
     destination = Path(target)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, destination)
+    with atomic_open(destination) as stream:
+        torch.save(payload, stream)
     config_json = config_path_for(source)
     if config_json.is_file():
-        config_path_for(destination).write_text(config_json.read_text())
+        atomic_write_bytes(config_path_for(destination), config_json.read_bytes())
     return destination
 
 

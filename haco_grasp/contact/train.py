@@ -815,6 +815,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--milestones", type=int, nargs="+", help="MultiStepLR epochs (a resumed run follows these)")
+    parser.add_argument("--gamma", type=float, help="MultiStepLR factor")
     parser.add_argument("--data", dest="train_data", nargs="+", help="training image folders (write_image_dataset)")
     parser.add_argument("--val-data", nargs="+", help="validation image folders")
     parser.add_argument("--val-objects", nargs="*", help="object names held out of --data for validation")

@@ -149,6 +149,9 @@ def test_config_presets_and_cli_overrides(tmp_path: Path) -> None:
     config = config_from_args(args)
     assert config.loss == "cb" and not config.balanced_sampling and config.epochs == 3
     assert config.train_data == ("a", "b") and config.lr == 1e-5
+    assert (config.milestones, config.gamma) == ((5, 10), 0.9)  # the preset's unless given
+    args = parser.parse_args(["--milestones", "46", "52", "--gamma", "0.5", "--out", str(tmp_path)])
+    assert (config_from_args(args).milestones, config_from_args(args).gamma) == ((46, 52), 0.5)
     with pytest.raises(InputError):
         TrainConfig(loss="dice")
     with pytest.raises(InputError):

@@ -35,7 +35,8 @@ heads; decoder 256/2/4/64/512; lr 3e-4 since nothing is pretrained, MultiStepLR 
 epochs over 150 chunks; 2 objects held out for validation; the keypoint term, the mean-map initialisation and the
 threshold calibration on; BCE without balanced sampling, chosen on the validation objects in pilot runs, where VCB
 with balanced sampling predicted about twice too much contact at the registry threshold; the README has the
-ablation).
+ablation). The shipped checkpoint is this preset's 16 epochs followed by a second leg, ``--resume --epochs 56
+--milestones 46 52`` (the learning rate back at 3e-4 until epoch 46); its provenance JSON records both commands.
 """
 
 from __future__ import annotations

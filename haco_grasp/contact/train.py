@@ -31,12 +31,16 @@ CUDA); the sampler is sharded per rank, rank 0 evaluates and writes files.
 Presets (:data:`PRESETS`): ``"paper"`` (the official values: hamer ViT-H, decoder 1024/6/8/64/1024, VCB loss,
 balanced sampling, batch 24, 10 epochs, 2 workers) and ``"synthetic-small"`` (the recipe of the shipped checkpoint:
 a small hamer-shaped ViT trained from scratch on CPU on the toolkit's synthetic renders: embed 192, depth 4, 3
-heads; decoder 256/2/4/64/512; lr 3e-4 since nothing is pretrained, MultiStepLR (12, 14) γ 0.5; batch 16; 16
-epochs over 150 chunks; 2 objects held out for validation; the keypoint term, the mean-map initialisation and the
+heads; decoder 256/2/4/64/512; lr 3e-4 since nothing is pretrained, MultiStepLR (12, 14, 46, 52) γ 0.5; batch 16;
+56 epochs over 150 chunks; 2 objects held out for validation; the keypoint term, the mean-map initialisation and the
 threshold calibration on; BCE without balanced sampling, chosen on the validation objects in pilot runs, where VCB
 with balanced sampling predicted about twice too much contact at the registry threshold; the README has the
-ablation). The shipped checkpoint is this preset's 16 epochs followed by a second leg, ``--resume --epochs 56
---milestones 46 52`` (the learning rate back at 3e-4 until epoch 46); its provenance JSON records both commands.
+ablation). The shipped checkpoint was trained with this schedule in resumed legs (16 epochs, then 40 more); its
+provenance JSON records how.
+
+A resumed run follows the config's schedule as if it had been used from the start (:func:`scheduled_lr`): giving
+more epochs, later milestones or a new ``lr`` on ``--resume`` changes the rate of the remaining epochs accordingly.
+Each epoch's ``lr`` in ``metrics.json`` is the rate used during that epoch.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ __all__ = [
     "init_contact_from_mean",
     "run_eval",
     "run_training",
+    "scheduled_lr",
     "train",
 ]
 
@@ -212,6 +217,11 @@ class TrainConfig:
         return cls(**values)
 
 
+def scheduled_lr(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of ``epoch`` (0-based) under the config's MultiStepLR: lr · γ^(number of milestones ≤ epoch)."""
+    return config.lr * config.gamma ** sum(1 for milestone in config.milestones if milestone <= epoch)
+
+
 #: Named full configurations.
 PRESETS: dict[str, TrainConfig] = {
     "paper": TrainConfig(keep_epochs=(0, 5, 9)),
@@ -226,10 +236,10 @@ PRESETS: dict[str, TrainConfig] = {
         loss="bce",
         balanced_sampling=False,
         lr=3e-4,
-        milestones=(12, 14),
+        milestones=(12, 14, 46, 52),
         gamma=0.5,
         batch_size=16,
-        epochs=16,
+        epochs=56,
         workers=0,
         synthetic_chunks=150,
         init_contact_from_mean=True,
@@ -653,10 +663,15 @@ def train(config: TrainConfig) -> TrainResult:
             optimizer.load_state_dict(state["optimizer"])
         if state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
-            # the saved state carries its milestones; a resumed run follows the config's (e.g. more epochs)
-            scheduler.milestones = collections.Counter(config.milestones)
-            scheduler.gamma = config.gamma
         start_epoch, global_step = int(state["epoch"]) + 1, int(state["global_step"])
+        # the saved state carries its own lr, milestones and gamma; a resumed run follows the config's schedule as if
+        # it had been used from the start (e.g. more epochs with later milestones, or a new --lr)
+        scheduler.milestones = collections.Counter(config.milestones)
+        scheduler.gamma = config.gamma
+        scheduler.base_lrs = [config.lr for _ in optimizer.param_groups]
+        for group in optimizer.param_groups:
+            group["initial_lr"] = config.lr
+            group["lr"] = scheduled_lr(config, start_epoch)
         metrics_file = out_dir / "metrics.json"
         if metrics_file.is_file():
             history = json.loads(metrics_file.read_text())
@@ -701,13 +716,14 @@ def train(config: TrainConfig) -> TrainResult:
                 bar.set_postfix(loss=f"{sums['loss'] / steps:.4f}")
             if config.max_steps_per_epoch is not None and steps >= config.max_steps_per_epoch:
                 break
+        epoch_lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         entry: dict[str, Any] = {
             "epoch": epoch,
             "global_step": global_step,
             "steps": steps,
             "complete": not out_of_time,
-            "lr": optimizer.param_groups[0]["lr"],
+            "lr": epoch_lr,
             "train": {k: v / max(steps, 1) for k, v in sums.items()},
             "wall_s": time.monotonic() - start_time,
         }

@@ -19,6 +19,7 @@ from haco_grasp.contact.train import (
     add_arguments,
     add_eval_arguments,
     config_from_args,
+    scheduled_lr,
     evaluate,
     run_eval,
     strip_checkpoint,
@@ -93,13 +94,18 @@ def test_resume_continues(image_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "resume"
     first = train(tiny_config(image_root, out, epochs=1))
     before = torch.load(first.checkpoint, weights_only=True)
-    second = train(tiny_config(image_root, out, epochs=2, resume=True, milestones=(2, 7)))
+    assert first.history[0]["lr"] == pytest.approx(1e-3)  # the rate used during epoch 0
+    resumed = tiny_config(image_root, out, epochs=3, resume=True, lr=4e-3, milestones=(1, 2, 7), gamma=0.5)
+    second = train(resumed)
     after = torch.load(second.checkpoint, weights_only=True)
-    assert [e["epoch"] for e in second.history] == [0, 1]
-    assert after["global_step"] == before["global_step"] + second.history[1]["steps"]
-    assert after["scheduler"]["last_epoch"] == 2
-    assert dict(after["scheduler"]["milestones"]) == {2: 1, 7: 1}  # the resumed config's schedule, not the saved one
-    assert second.history[1]["lr"] == pytest.approx(1e-3 * 0.9)  # decayed once, at the new milestone 2
+    assert [e["epoch"] for e in second.history] == [0, 1, 2]
+    assert after["global_step"] == before["global_step"] + sum(e["steps"] for e in second.history[1:])
+    assert after["scheduler"]["last_epoch"] == 3
+    assert dict(after["scheduler"]["milestones"]) == {1: 1, 2: 1, 7: 1}  # the resumed config's, not the saved one
+    # the resumed epochs follow the new schedule as if it had been used from the start: 4e-3 * 0.5^(milestones <= e)
+    # (not the saved optimizer's 1e-3 decayed at the new milestones)
+    assert [e["lr"] for e in second.history[1:]] == pytest.approx([2e-3, 1e-3])
+    assert [scheduled_lr(resumed, e) for e in (0, 1, 2, 7)] == pytest.approx([4e-3, 2e-3, 1e-3, 5e-4])
     changed = [
         k
         for k, v in after["state_dict"].items()

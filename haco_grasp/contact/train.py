@@ -35,7 +35,8 @@ heads; decoder 256/2/4/64/512; lr 3e-4 since nothing is pretrained, MultiStepLR 
 56 epochs over 150 chunks; 2 objects held out for validation; the keypoint term, the mean-map initialisation and the
 threshold calibration on; BCE without balanced sampling, chosen on the validation objects in pilot runs, where VCB
 with balanced sampling predicted about twice too much contact at the registry threshold; the README has the
-ablation). The shipped checkpoint was trained with this schedule in resumed legs (16 epochs, then 40 more); its
+ablation). The shipped checkpoint is this preset (run in resumed legs whose rates equal its schedule) followed by
+14 epochs on 250 chunks (``--resume --synthetic-chunks 250 --lr 7.5e-5 --milestones 66 68 --epochs 70``); its
 provenance JSON records how.
 
 A resumed run follows the config's schedule as if it had been used from the start (:func:`scheduled_lr`): giving

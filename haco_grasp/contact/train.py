@@ -667,6 +667,7 @@ def train(config: TrainConfig) -> TrainResult:
         start_epoch, global_step = int(state["epoch"]) + 1, int(state["global_step"])
         # the saved state carries its own lr, milestones and gamma; a resumed run follows the config's schedule as if
         # it had been used from the start (e.g. more epochs with later milestones, or a new --lr)
+        scheduler.last_epoch = start_epoch  # also when the container has no scheduler state (e.g. a stripped one)
         scheduler.milestones = collections.Counter(config.milestones)
         scheduler.gamma = config.gamma
         scheduler.base_lrs = [config.lr for _ in optimizer.param_groups]

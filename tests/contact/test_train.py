@@ -106,6 +106,13 @@ def test_resume_continues(image_root: Path, tmp_path: Path) -> None:
     # (not the saved optimizer's 1e-3 decayed at the new milestones)
     assert [e["lr"] for e in second.history[1:]] == pytest.approx([2e-3, 1e-3])
     assert [scheduled_lr(resumed, e) for e in (0, 1, 2, 7)] == pytest.approx([4e-3, 2e-3, 1e-3, 5e-4])
+    # a container without scheduler state (e.g. stripped) resumes on the same schedule
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    torch.save({**before, "optimizer": None, "scheduler": None}, bare / "last.ckpt")
+    (bare / "last.json").write_text((out / "last.json").read_text())
+    third = train(tiny_config(image_root, bare, epochs=3, resume=True, lr=4e-3, milestones=(2, 7), gamma=0.5))
+    assert [e["lr"] for e in third.history] == pytest.approx([4e-3, 2e-3])
     changed = [
         k
         for k, v in after["state_dict"].items()

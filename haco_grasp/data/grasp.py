@@ -13,10 +13,21 @@ Conventions (stated once):
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+from haco_grasp.errors import InputError
+
+if TYPE_CHECKING:
+    from haco_grasp.hand.mano import ManoLayer
+    from haco_grasp.objects.procedural import ObjectMesh
+
+#: Number of MANO hand vertices.
+NUM_HAND_VERTS = 778
 
 
 @dataclass
@@ -89,6 +100,103 @@ class Grasp:
             side=side,
             object_id=int(object_id),
             meta=meta,
+        )
+
+    @classmethod
+    def from_mano(
+        cls,
+        mano_params: Mapping[str, np.ndarray],
+        layer: ManoLayer,
+        mesh: ObjectMesh,
+        obj_pose: np.ndarray | None = None,
+        *,
+        hand_contact: np.ndarray | None = None,
+        contact_threshold: float = 0.01,
+        object_id: int = -1,
+        meta: dict | None = None,
+    ) -> Grasp:
+        """A grasp from MANO parameters, an object mesh and its pose; the hand mesh and contact are computed.
+
+        Runs ``layer`` (no gradients) for the hand vertices, joints and faces, then delegates to
+        :meth:`from_posed_object`. The hand side is ``layer.side``.
+
+        Args:
+            mano_params: ``global_orient`` (3,), ``hand_pose`` (45,) flat-mean axis-angle radians, ``betas`` (S,)
+                (optional: zeros), ``transl`` (3,) metres (optional: zeros); for the MANO model of ``layer.side``.
+            layer: a 45-D axis-angle, flat-hand-mean :class:`~haco_grasp.hand.ManoLayer` (e.g.
+                ``ManoLayerCache(root).layer(side)``).
+            mesh: the object (``name``, ``verts`` (Vo, 3) metres in its own frame, ``faces`` (Fo, 3)).
+            obj_pose: (3, 4) [R | t], metres: ``world = canonical @ R.T + t``; None: the identity.
+            hand_contact: (778,) values in [0, 1] stored rounded (>= 0.5); None: hand vertices within
+                ``contact_threshold`` of (or inside) the posed object.
+            contact_threshold: metres, for the computed contact.
+            object_id: the object's id in its source (-1: none).
+            meta: provenance; ``contact_source`` is added.
+
+        Returns:
+            Grasp with hand_verts (778, 3), hand_joints (21, 3) float64 metres, world frame.
+
+        Raises:
+            InputError: a parameter is missing or has the wrong shape, the layer is not flat-mean axis-angle, the
+                pose is not a rotation, or ``hand_contact`` is outside [0, 1].
+        """
+        import torch
+
+        from haco_grasp.contact.labels import hand_contact_labels
+
+        if getattr(layer, "use_pca", True) or not getattr(layer, "flat_hand_mean", False):
+            raise InputError(
+                "layer: expected a 45-D axis-angle, flat-hand-mean ManoLayer (use_pca=False, flat_hand_mean=True), "
+                f"got use_pca={getattr(layer, 'use_pca', None)}, "
+                f"flat_hand_mean={getattr(layer, 'flat_hand_mean', None)}; use ManoLayerCache(root).layer(side)"
+            )
+        num_betas = int(layer.num_betas)
+        expected = {"global_orient": 3, "hand_pose": 45, "betas": num_betas, "transl": 3}
+        params: dict[str, np.ndarray] = {}
+        for name, size in expected.items():
+            if name not in mano_params:
+                if name in ("global_orient", "hand_pose"):
+                    raise InputError(f"mano_params: missing {name!r} ({size},) axis-angle; add it (flat-mean pose)")
+                params[name] = np.zeros(size)
+                continue
+            value = np.asarray(mano_params[name], dtype=np.float64).reshape(-1)
+            if value.shape != (size,) or not np.all(np.isfinite(value)):
+                raise InputError(
+                    f"mano_params[{name!r}]: expected {size} finite values, got shape {np.shape(mano_params[name])}; "
+                    "pass one hand's parameters"
+                )
+            params[name] = value
+        pose = np.eye(4)[:3] if obj_pose is None else np.asarray(obj_pose, dtype=np.float64)
+        if pose.shape != (3, 4):
+            raise InputError(f"obj_pose: expected a (3, 4) [R | t] matrix, got shape {pose.shape}")
+        rotation = pose[:, :3]
+        if np.abs(rotation @ rotation.T - np.eye(3)).max() > 1e-3 or np.linalg.det(rotation) <= 0:
+            raise InputError("obj_pose: [:, :3] is not a rotation (R R^T = I, det +1); pass the object's pose")
+        threshold_ok = isinstance(contact_threshold, (int, float)) and math.isfinite(contact_threshold)
+        if not (threshold_ok and contact_threshold > 0):
+            raise InputError(f"contact_threshold: expected a positive number of metres, got {contact_threshold!r}")
+
+        ref = layer.v_template
+        with torch.no_grad():
+            out = layer(**{k: torch.as_tensor(v, dtype=ref.dtype, device=ref.device)[None] for k, v in params.items()})
+        verts = out.verts[0].cpu().double().numpy()  # (778, 3)
+        joints = out.joints[0].cpu().double().numpy()  # (21, 3)
+        obj_verts = np.asarray(mesh.verts, np.float64) @ rotation.T + pose[:, 3]
+        meta = dict(meta or {})
+        if hand_contact is None:
+            contact = hand_contact_labels(verts, obj_verts, mesh.faces, contact_threshold).astype(np.float64)
+            meta["contact_source"] = f"geometry<{contact_threshold:g}m"
+        else:
+            given = np.asarray(hand_contact, dtype=np.float64).reshape(-1)
+            if given.shape != (NUM_HAND_VERTS,) or not np.all((given >= 0) & (given <= 1)):
+                raise InputError(
+                    f"hand_contact: expected ({NUM_HAND_VERTS},) values in [0, 1], got shape {np.shape(hand_contact)}"
+                    "; pass one probability per MANO vertex, or None to compute it"
+                )
+            contact = (given >= 0.5).astype(np.float64)
+            meta["contact_source"] = "given"
+        return cls.from_posed_object(
+            mesh, pose, params, verts, joints, layer.faces, contact, side=layer.side, object_id=object_id, meta=meta
         )
 
     @property

@@ -104,13 +104,24 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 REFINED_FORMAT = "haco_grasp.refined/v1"
-PARTIAL_FORMAT = "haco_grasp.refine-partial/v1"
+PARTIAL_FORMAT = "haco_grasp.refine-partial/v2"
 BATCH_FORMAT = "haco_grasp.refine-batch/v1"
 #: Names of the optimizer presets (``haco_grasp.optimize.config.PRESETS``; repeated here so ``--help`` stays light).
 PRESET_NAMES = ("fast", "contactopt", "haco")
 NUM_HAND_VERTS = 778
 PICKLE_PROTOCOL = 4
-_MANIFEST_KEYS = ("pred_sha256", "preset", "optimize_config", "contact_source", "contact_file_sha256", "dtype")
+_MANIFEST_KEYS = (
+    "pred_sha256",
+    "preset",
+    "optimize_config",
+    "contact_source",
+    "contact_file_sha256",
+    "contact_threshold",
+    "dtype",
+    "code",
+)
+#: Environment variable overriding :attr:`RefineConfig.dist_connect_timeout_s`.
+CONNECT_TIMEOUT_ENV = "HACO_GRASP_DIST_CONNECT_TIMEOUT_S"
 
 
 class ContactUnavailableError(HacoGraspError):
@@ -149,6 +160,8 @@ class RefineConfig:
         restart: discard earlier partial results instead of resuming.
         metrics_pitch: voxel size of the intersection-volume metric, metres.
         dist_timeout_s: timeout of the collective operations under torchrun, seconds.
+        dist_connect_timeout_s: how long the ranks wait for each other at the start under torchrun, seconds
+            (``$HACO_GRASP_DIST_CONNECT_TIMEOUT_S`` overrides it); a rank started without its peers stops after it.
     """
 
     pred: str | os.PathLike = ""
@@ -170,6 +183,7 @@ class RefineConfig:
     restart: bool = False
     metrics_pitch: float = 0.002
     dist_timeout_s: float = 6 * 3600.0
+    dist_connect_timeout_s: float = 120.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (paths as text, ``optimize`` as its own dict)."""
@@ -403,7 +417,7 @@ def haco_contact(
         ContactTargets with hand: (B, 778) float32 in [0, 1].
     """
     predict = _entry_point("haco", "haco_grasp.contact.predictor", "predict_hand_contact")
-    root = _dexycb_root(config, "--contact haco needs the images: pass --dexycb DIR or set $DEX_YCB_DIR")
+    root: Path | None = None  # the DexYCB root, resolved for the first relative path (generic .npz: absolute)
     images, boxes = [], []
     for pred in predictions:
         if pred.crop_box is None:
@@ -412,7 +426,9 @@ def haco_contact(
                 "store the crop HFL-Net used, or use --contact geometric / file"
             )
         relative = pred.image_path or pred.color_file
-        path = root / relative
+        if root is None and not Path(relative).is_absolute():
+            root = _dexycb_root(config, "--contact haco needs the images: pass --dexycb DIR or set $DEX_YCB_DIR")
+        path = Path(relative) if root is None else root / relative
         if not path.is_file():
             raise AssetError(f"--contact haco: image of sample {pred.sample_id!r} not found: {path}; check --dexycb")
         images.append(_load_rgb(path))
@@ -712,6 +728,8 @@ class _Plan:
     world_size: int = 1
     dex_indices: dict[str, int] = field(default_factory=dict)
     dataset: Any = None  # the ground-truth DexYCB, opened on first use
+    connect_timeout_s: float = 120.0
+    lock: Any = None  # the OutputLock of <out> while rank 0 holds it
 
 
 def _positive_int(value: Any, flag: str, allow_none: bool = False) -> None:
@@ -738,6 +756,36 @@ def _env_int(name: str, default: int) -> int:
         return int(text)
     except ValueError:
         raise InputError(f"${name}: expected an integer (set by torchrun), got {text!r}") from None
+
+
+def _check_out_folder(out: Path) -> None:
+    """``--out``'s folder exists or can be created: the nearest existing ancestor is a writable folder."""
+    ancestor = out.parent
+    while not ancestor.exists():
+        if ancestor.is_symlink():  # a dangling link
+            raise InputError(f"--out {out}: {ancestor} is a broken symbolic link; fix it or choose another --out")
+        if ancestor.parent == ancestor:
+            break
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise InputError(f"--out {out}: {ancestor} is a file, not a folder; choose an --out in a folder")
+    if ancestor.is_dir() and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: folder {ancestor} is not writable; choose an --out in a writable folder")
+
+
+def _connect_timeout(config: RefineConfig) -> float:
+    text = os.environ.get(CONNECT_TIMEOUT_ENV)
+    value: Any = config.dist_connect_timeout_s
+    what = "dist_connect_timeout_s"
+    if text:
+        what = f"${CONNECT_TIMEOUT_ENV}"
+        try:
+            value = float(text)
+        except ValueError:
+            raise InputError(f"{what}: expected a number of seconds, got {text!r}; e.g. 120") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e7:
+        raise InputError(f"{what}: expected a positive number of seconds, got {value!r}; e.g. 120")
+    return float(value)
 
 
 def _plan(config: RefineConfig) -> _Plan:
@@ -771,6 +819,13 @@ def _plan(config: RefineConfig) -> _Plan:
     rank, world_size = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
     if world_size < 1 or not 0 <= rank < world_size:
         raise InputError(f"$RANK / $WORLD_SIZE: expected 0 <= RANK < WORLD_SIZE, got {rank} / {world_size}")
+    connect_timeout = _connect_timeout(config)
+    if world_size > 1:
+        for name in ("MASTER_ADDR", "MASTER_PORT"):
+            if not os.environ.get(name):
+                raise InputError(f"${name} is not set but WORLD_SIZE={world_size}; launch with torchrun, or unset "
+                                 "WORLD_SIZE (and RANK) for a single process")  # fmt: skip
+        _env_int("MASTER_PORT", 0)
     device = str(config.device)
     if world_size > 1 and device == "cuda":
         device = f"cuda:{_env_int('LOCAL_RANK', 0)}"
@@ -787,18 +842,27 @@ def _plan(config: RefineConfig) -> _Plan:
         raise InputError("--out: expected the output file (e.g. refined.pkl), got nothing")
     pred = Path(config.pred).expanduser()
     if not pred.is_file():
-        raise AssetError(f"--pred {pred}: file not found; pass the hflnet.pkl to refine (haco_grasp.hflnet/v1)")
+        raise AssetError(f"--pred {pred}: file not found; pass the hflnet.pkl or generic .npz to refine")
     out = Path(config.out).expanduser()
     if out.is_dir():
         raise InputError(f"--out {out}: is a folder; expected a file name such as {out / 'refined.pkl'}")
     if out.resolve() == pred.resolve():
         raise InputError(f"--out {out}: is the --pred file; choose another output name")
+    _check_out_folder(out)
     objects = _existing_dir(config.objects, "--objects", "the DexYCB models folder (models/<ycb name>/...)")
     dexycb = _existing_dir(config.dexycb, "--dexycb", "the DexYCB root folder")
     _existing_dir(config.mano_root, "--mano-root", "a folder holding MANO_RIGHT.pkl / MANO_LEFT.pkl")
     models_root = objects if objects is not None else (dexycb / "models" if dexycb is not None else None)
 
-    file = load_hflnet(pred)
+    if pred.suffix.lower() == ".npz":  # the generic format: own hands and objects (haco_grasp.data.generic)
+        from haco_grasp.data.generic import load_generic
+
+        if dexycb is not None:
+            raise InputError(f"--dexycb: scores hflnet.pkl predictions against DexYCB; --pred {pred} is a generic "
+                             ".npz (no DexYCB sample ids): drop --dexycb")  # fmt: skip
+        file = load_generic(pred)
+    else:
+        file = load_hflnet(pred)
     if not file.samples:
         raise InputError(f"--pred {pred}: holds no samples; nothing to refine")
     predictions = list(file.samples)
@@ -832,6 +896,7 @@ def _plan(config: RefineConfig) -> _Plan:
         device=device,
         rank=rank,
         world_size=world_size,
+        connect_timeout_s=connect_timeout,
     )
 
 
@@ -869,7 +934,89 @@ def _ground_truth_dataset(plan: _Plan) -> Any:
     return plan.dataset
 
 
+_CODE_VERSION: str | None = None
+
+
+def _code_version() -> str:
+    """``haco_grasp <version> <commit>``, computed once per process."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        import haco_grasp
+        from haco_grasp.info import git_commit
+
+        _CODE_VERSION = f"haco_grasp {haco_grasp.__version__} {git_commit()}"
+    return _CODE_VERSION
+
+
+def _file_digest(path: Path | None) -> str:
+    if path is None:
+        return "unresolved"
+    try:
+        return _sha256(path) if path.is_file() else "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+
+
+def _input_files(plan: _Plan) -> dict[str, tuple[str, Path | None]]:
+    """Every file besides ``--pred`` that determines the result: ``key -> (option, path)`` (None: unresolved)."""
+    from haco_grasp.data.generic import GenericFile, ObjectResolver
+    from haco_grasp.objects.ycb import YCB_CLASSES, ycb_model_path
+
+    config = plan.config
+    files: dict[str, tuple[str, Path | None]] = {}
+    for ycb_id in sorted({int(pred.ycb_id) for pred in plan.predictions} & set(YCB_CLASSES)):
+        try:
+            path: Path | None = ycb_model_path(plan.models_root, ycb_id)
+        except HacoGraspError:
+            path = None
+        files[f"object {YCB_CLASSES[ycb_id]}"] = ("--objects", path)
+    if isinstance(plan.file, GenericFile):  # the mesh files a generic .npz names
+        resolver = ObjectResolver(plan.models_root)
+        for frame in plan.predictions:
+            files.setdefault(f"object {frame.object}", ("--objects", resolver.mesh_file(frame)))
+    from haco_grasp.hand.mano import resolve_mano_path
+
+    for side in sorted({pred.mano_side for pred in plan.predictions}):
+        try:
+            path = resolve_mano_path(side, config.mano_root)  # type: ignore[arg-type]
+        except HacoGraspError:
+            path = None
+        files[f"MANO {side}"] = ("--mano-root", path)
+    if config.contact in ("haco", "deepcontact"):
+        checkpoint = config.contact_checkpoint
+        if checkpoint is None:
+            module = "haco_grasp.contact.predictor" if config.contact == "haco" else "contactopt_bridge.deepcontact"
+            try:
+                checkpoint = getattr(importlib.import_module(module), "DEFAULT_CHECKPOINT", None)
+            except ImportError:
+                checkpoint = None
+        path = None if checkpoint is None else Path(checkpoint).expanduser()
+        files["contact checkpoint"] = ("--contact-checkpoint", path)
+        if path is not None and config.contact == "haco":
+            files["contact checkpoint config"] = ("--contact-checkpoint", path.with_suffix(".json"))
+    return files
+
+
+def _image_digest(plan: _Plan) -> str:
+    """One digest over the images the ``haco`` source reads (missing images count as 'missing')."""
+    try:
+        root = _dexycb_root(plan.config, "--contact haco")
+    except HacoGraspError:
+        return "unresolved"
+    digest = hashlib.sha256()
+    for pred in plan.predictions:
+        relative = pred.image_path or pred.color_file
+        digest.update(f"{relative}\0{_file_digest(root / relative)}\n".encode())
+    return digest.hexdigest()
+
+
 def _manifest(plan: _Plan) -> dict[str, Any]:
+    """What determines the result of the run: settings, code version, and the SHA-256 of every input file."""
+    files = _input_files(plan)
+    inputs = {key: _file_digest(path) for key, (_, path) in files.items()}
+    if plan.config.contact == "haco":
+        inputs["images"] = _image_digest(plan)
+        files["images"] = ("--dexycb", None)
     return {
         "format": PARTIAL_FORMAT,
         "pred_file": str(plan.pred.resolve()),
@@ -878,17 +1025,63 @@ def _manifest(plan: _Plan) -> dict[str, Any]:
         "optimize_config": json.loads(json.dumps(plan.optimize.to_dict())),
         "contact_source": plan.config.contact,
         "contact_file_sha256": plan.contact_file_sha256,
+        "contact_threshold": float(plan.config.contact_threshold),
         "dtype": plan.config.dtype,
+        "code": _code_version(),
+        "inputs": inputs,
+        "input_paths": {key: (option, None if path is None else str(path)) for key, (option, path) in files.items()},
     }
 
 
+def _manifest_difference(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Which input or setting differs between a partial folder's manifest and this run (None: same run)."""
+    if old.get("format") != new["format"]:
+        return f"its manifest format is {old.get('format')!r}, this version writes {new['format']!r}"
+    for key in _MANIFEST_KEYS:
+        if old.get(key) == new[key]:
+            continue
+        if key == "pred_sha256":
+            return f"--pred differs: {old.get('pred_file')} there, {new['pred_file']} now (other content)"
+        if key == "optimize_config":
+            changed = sorted(k for k in new[key] if (old.get(key) or {}).get(k) != new[key][k])
+            return f"optimizer settings differ ({', '.join(changed[:4]) or 'keys'})"
+        if key == "code":
+            return f"the code changed: {old.get(key)} made them, {new[key]} runs now"
+        return f"{key} differs: {old.get(key)!r} there, {new[key]!r} now"
+    old_inputs = old.get("inputs") if isinstance(old.get("inputs"), dict) else {}
+    old_paths = old.get("input_paths") if isinstance(old.get("input_paths"), dict) else {}
+    for key, digest in new["inputs"].items():
+        if old_inputs.get(key) == digest:
+            continue
+        option, path = new["input_paths"][key]
+        before = (old_paths.get(key) or [option, None])[1]
+        where = path if path == before or before is None else f"{before} there, {path} now"
+        return (
+            f"{option} changed: {key} ({where}) has other content ({str(old_inputs.get(key))[:12]} there, "
+            f"{digest[:12]} now)"
+        )
+    extra = sorted(set(old_inputs) - set(new["inputs"]))
+    if extra:
+        return f"they used {extra[0]}, which this run does not"
+    return None
+
+
 def _prepare_partial(plan: _Plan) -> None:
-    """Create (or, with ``restart``, empty) the partial folder and check it belongs to this run."""
+    """Create (or, with ``restart``, empty) the partial folder and check it belongs to this run (lock held)."""
+    from haco_grasp.atomic import remove_stale_temporaries
+
     partial = plan.partial
     if plan.config.restart and partial.exists():
         logger.info("--restart: discarding %s", partial)
         shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {plan.out}: cannot create {partial} ({exc.strerror}); choose another --out") from None
+    remove_stale_temporaries(plan.out)
+    for stale in sorted(partial.glob(".*.tmp")):  # batches or a manifest whose write was killed
+        stale.unlink(missing_ok=True)
+        logger.info("removed %s, left by a killed write", stale)
     manifest = _manifest(plan)
     path = partial / "manifest.json"
     has_batches = any(partial.glob("batch_*.pkl"))
@@ -901,18 +1094,14 @@ def _prepare_partial(plan: _Plan) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise InputError(f"{path}: unreadable; rerun with --restart to discard the partial results") from None
-    for key in _MANIFEST_KEYS:
-        if old.get(key) != manifest[key]:
-            if key == "pred_sha256":
-                detail = f"--pred differs: {old.get('pred_file')} there, {manifest['pred_file']} now (other content)"
-            elif key == "optimize_config":
-                detail = "optimizer settings differ"
-            else:
-                detail = f"{key} differs: {old.get(key)!r} there, {manifest[key]!r} now"
-            raise InputError(
-                f"{partial}: holds partial results of a different run ({detail}); rerun with --restart to discard "
-                "them, or choose another --out"
-            )
+    if not isinstance(old, dict):
+        raise InputError(f"{path}: expected a JSON object; rerun with --restart to discard the partial results")
+    detail = _manifest_difference(old, manifest)
+    if detail is not None:
+        raise InputError(
+            f"{partial}: holds partial results of a different run ({detail}); rerun with --restart to discard "
+            "them, or choose another --out"
+        )
 
 
 def _versions() -> dict[str, str]:
@@ -952,6 +1141,21 @@ def _write_config_json(plan: _Plan) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- process group
+def _wait_for_port(address: str, port: int, seconds: float) -> bool:
+    """Whether something accepts TCP connections at ``address:port`` within ``seconds`` (rank 0's store)."""
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=min(1.0, seconds)):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
 class _Group:
     """The torchrun process group (gloo), or a single process; errors are shared so every rank stops together."""
 
@@ -961,15 +1165,26 @@ class _Group:
             import torch.distributed as dist
 
             if not dist.is_initialized():
-                try:  # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE from the environment (torchrun sets them)
-                    dist.init_process_group(
-                        "gloo", timeout=datetime.timedelta(seconds=float(plan.config.dist_timeout_s))
-                    )
-                except (RuntimeError, ValueError) as exc:
-                    raise InputError(
-                        f"WORLD_SIZE={self.world_size} but the process group could not start ({exc}); launch with "
-                        "torchrun, or unset WORLD_SIZE for a single process"
-                    ) from None
+                # MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE from the environment (torchrun sets them). The store
+                # waits plan.connect_timeout_s for the peers; the collectives then use dist_timeout_s.
+                address, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+                wait = datetime.timedelta(seconds=plan.connect_timeout_s)
+                peers = (f"WORLD_SIZE={self.world_size}, RANK={self.rank}: the other ranks did not join at "
+                         f"{address}:{port} within {plan.connect_timeout_s:g} s")  # fmt: skip
+                fix = (f"start every rank (torchrun --nproc-per-node {self.world_size} ...), or unset WORLD_SIZE and "
+                       f"RANK for one process; raise ${CONNECT_TIMEOUT_ENV} if they start slowly")  # fmt: skip
+                if self.rank != 0 and not _wait_for_port(address, port, plan.connect_timeout_s):
+                    raise InputError(f"{peers} (nothing listens there: rank 0 never started); {fix}")
+                try:
+                    store = dist.TCPStore(address, port, self.world_size, self.rank == 0, timeout=wait,
+                                          wait_for_workers=True)  # fmt: skip
+                    long_wait = datetime.timedelta(seconds=float(plan.config.dist_timeout_s))
+                    store.set_timeout(long_wait)  # every rank is connected: from now on the long timeout applies
+                    dist.init_process_group("gloo", store=store, rank=self.rank, world_size=self.world_size,
+                                            timeout=long_wait)  # fmt: skip
+                except (RuntimeError, ValueError, OSError) as exc:
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+                    raise InputError(f"{peers} ({first}); {fix}") from None
                 self.owned = True
 
     def share_from_root(self, error: str | None) -> str | None:
@@ -999,6 +1214,14 @@ class _Group:
             dist.destroy_process_group()
 
 
+def _kept(plan: _Plan) -> str:
+    """What a rerun will find, as it is on disk now."""
+    count = len(list(plan.partial.glob("batch_*.pkl"))) if plan.partial.is_dir() else 0
+    if count:
+        return f"{count} finished batches are kept in {plan.partial}; rerun the same command to resume"
+    return "no batch had finished, so there is nothing to resume; rerun the same command to start again"
+
+
 def _describe(exc: BaseException) -> str:
     return "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
 
@@ -1022,10 +1245,15 @@ class _Inputs:
         self.plan = plan
         self.cache = ManoLayerCache(plan.config.mano_root)
         self.models = object_provider(plan.models_root)
+        self.objects = None  # generic frames' objects, resolved on first use
 
     def grasp(self, pred: HFLNetPrediction) -> Grasp:
+        from haco_grasp.data.generic import GenericFrame, ObjectResolver, frame_to_grasp
         from haco_grasp.data.hflnet import prediction_to_grasp
 
+        if isinstance(pred, GenericFrame):
+            self.objects = self.objects or ObjectResolver(self.plan.models_root)
+            return frame_to_grasp(pred, self.cache, self.objects, self.plan.config.contact_threshold)
         try:
             return prediction_to_grasp(
                 pred, self.cache, self.models, contact_threshold=self.plan.config.contact_threshold
@@ -1084,8 +1312,8 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
                 bar.update(len(batch))
     except BaseException as exc:
         if done or not isinstance(exc, HacoGraspError):
-            logger.warning("refine stopped (%s) after %d refined samples; finished batches are kept in %s - rerun the "
-                           "same command to resume", _describe(exc), done, plan.partial)  # fmt: skip
+            logger.warning("refine stopped (%s) after %d refined samples by this process; %s", _describe(exc), done,
+                           _kept(plan))  # fmt: skip
         raise
     finally:
         if bar is not None:
@@ -1197,7 +1425,14 @@ def run_refine(config: RefineConfig) -> RefineSummary:
     try:
         if plan.rank == 0:
             try:
-                plan.out.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    plan.out.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise InputError(f"--out {plan.out}: cannot create its folder ({exc.strerror}); choose another "
+                                     "--out") from None  # fmt: skip
+                from haco_grasp.lockfile import OutputLock
+
+                plan.lock = OutputLock(plan.out.with_name(plan.out.name + ".lock"), f"--out {plan.out}").acquire()
                 _prepare_partial(plan)
                 _write_config_json(plan)
             except HacoGraspError as exc:
@@ -1228,8 +1463,7 @@ def run_refine(config: RefineConfig) -> RefineSummary:
             raise failure
         failed = [(rank, message) for rank, message in enumerate(errors) if message is not None]
         if failed:
-            raise HacoGraspError(f"rank {failed[0][0]} failed ({failed[0][1]}); finished batches are kept in "
-                                 f"{plan.partial}; rerun to resume")  # fmt: skip
+            raise HacoGraspError(f"rank {failed[0][0]} failed ({failed[0][1]}); {_kept(plan)}")
         metrics = table = None
         merge_error = None
         if plan.rank == 0:
@@ -1261,10 +1495,13 @@ def run_refine(config: RefineConfig) -> RefineSummary:
             world_size=plan.world_size,
         )
     except BaseException:
-        if plan.world_size == 1 and plan.partial.is_dir() and not any(plan.partial.glob("batch_*.pkl")):
+        owned = plan.lock is not None and plan.lock.held  # never touch a folder another run holds
+        if owned and plan.world_size == 1 and plan.partial.is_dir() and not any(plan.partial.glob("batch_*.pkl")):
             shutil.rmtree(plan.partial, ignore_errors=True)  # nothing finished: leave no empty partial folder
         raise
     finally:
+        if plan.lock is not None:
+            plan.lock.release()
         group.close()
 
 

@@ -1,4 +1,4 @@
-"""Data: the Grasp record, the synthetic grasp world, perturbation models, rendered images, DexYCB and hflnet.pkl.
+"""Data: the Grasp record, the synthetic grasp world, perturbation models, rendered images, DexYCB, hflnet.pkl and generic .npz.
 
 Public names are resolved lazily (``from haco_grasp.data import generate_grasps``).
 """
@@ -28,6 +28,11 @@ _EXPORTS = {
     "load_hflnet": "hflnet",
     "save_hflnet": "hflnet",
     "prediction_to_grasp": "hflnet",
+    "GenericFile": "generic",
+    "GenericFrame": "generic",
+    "load_generic": "generic",
+    "save_generic": "generic",
+    "frame_to_grasp": "generic",
     "write_mini_dexycb": "mini_dexycb",
     "write_mini_hflnet": "mini_dexycb",
 }

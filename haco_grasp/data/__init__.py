@@ -1,4 +1,4 @@
-"""Data: the Grasp record, the synthetic grasp world, perturbation models, rendered images, DexYCB, hflnet.pkl and generic .npz.
+"""Data: the Grasp record, synthetic grasps, perturbations, rendered images, DexYCB, hflnet.pkl and generic .npz.
 
 Public names are resolved lazily (``from haco_grasp.data import generate_grasps``).
 """

@@ -62,22 +62,9 @@ class DemoResult:
 
 def _available_sources() -> list[str]:
     """Contact sources usable right now (learned predictors need their shipped checkpoints)."""
-    available = []
-    try:
-        from haco_grasp.contact.predictor import default_checkpoint_path
+    from haco_grasp.refine import learned_contact_sources
 
-        if default_checkpoint_path().is_file():
-            available.append("haco")
-    except ImportError:
-        pass
-    try:
-        from contactopt_bridge.deepcontact import DEFAULT_CHECKPOINT
-
-        if DEFAULT_CHECKPOINT.is_file():
-            available.append("deepcontact")
-    except ImportError:
-        pass
-    return available + ["oracle", "geometric"]
+    return learned_contact_sources() + ["oracle", "geometric"]
 
 
 def synthetic_contact_targets(source: str, inputs, truth, seed: int) -> dict:

@@ -70,7 +70,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,11 +138,13 @@ class RefineConfig:
         out: the output pickle; ``<out>.config.json`` and, while running, ``<out>.partial/`` go beside it.
         objects: DexYCB ``models`` folder of the YCB meshes; None: ``<dexycb>/models`` when ``dexycb`` is given,
             else ``$DEX_YCB_DIR/models``.
-        mano_root: folder with ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``; None: ``$HACO_GRASP_MANO_ROOT``.
+        mano_root: folder with ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``, or "synthetic" (the shipped synthetic hand);
+            None: ``$HACO_GRASP_MANO_ROOT``.
         dexycb: DexYCB root: ground truth for the before/after metrics (matched by ``sample_id``) and the images of
             the ``haco`` source; None: no metrics (``haco`` then reads images under ``$DEX_YCB_DIR``).
     Contact:
-        contact: the contact source, a key of :data:`CONTACT_SOURCES` ("geometric", "file", "haco", "deepcontact").
+        contact: the contact source, a key of :data:`CONTACT_SOURCES` ("geometric", "file", "haco", "deepcontact"),
+            or "auto": the best one these inputs allow (:func:`auto_contact_source`).
         contact_file: ``.npz`` of the ``file`` source (``sample_id`` (N,) str, ``hand_contact`` (N, 778) float in
             [0, 1]); None: the predictions' own ``hand_contact``.
         contact_checkpoint: checkpoint of the ``haco`` / ``deepcontact`` model; None: the predictor's default.
@@ -169,7 +171,7 @@ class RefineConfig:
     objects: str | os.PathLike | None = None
     mano_root: str | os.PathLike | None = None
     dexycb: str | os.PathLike | None = None
-    contact: str = "geometric"
+    contact: str = "auto"
     contact_file: str | os.PathLike | None = None
     contact_checkpoint: str | os.PathLike | None = None
     contact_threshold: float = 0.01
@@ -494,6 +496,51 @@ CONTACT_SOURCES: dict[str, ContactSource] = {
 }
 
 
+def learned_contact_sources() -> list[str]:
+    """The learned contact predictors whose checkpoint is installed, best first (of "haco", "deepcontact")."""
+    available = []
+    for name, module in (("haco", "haco_grasp.contact.predictor"), ("deepcontact", "contactopt_bridge.deepcontact")):
+        try:
+            checkpoint = getattr(importlib.import_module(module), "DEFAULT_CHECKPOINT", None)
+        except ImportError:
+            continue
+        if checkpoint is not None and Path(checkpoint).is_file():
+            available.append(name)
+    return available
+
+
+def auto_contact_source(predictions: Sequence[HFLNetPrediction], config: RefineConfig) -> tuple[str, str]:
+    """What ``--contact auto`` means for these predictions: the best source they allow, and why.
+
+    ``file`` when every prediction carries its own ``hand_contact`` (the user's targets); else ``haco`` when its
+    checkpoint is installed (or given) and every prediction has a crop box and an image that exists; else
+    ``deepcontact`` when its checkpoint is installed (or given); else ``geometric``.
+
+    Returns:
+        (source name, a short reason for the log).
+    """
+    if predictions and all(pred.hand_contact is not None for pred in predictions):
+        return "file", "every prediction carries hand_contact"
+    learned = learned_contact_sources() if config.contact_checkpoint is None else ["haco", "deepcontact"]
+    if "haco" in learned:
+        root = config.dexycb or os.environ.get("DEX_YCB_DIR")
+        missing = None
+        for pred in predictions:
+            relative = pred.image_path or pred.color_file
+            image = Path(relative) if Path(relative or ".").is_absolute() or not root else Path(root) / relative
+            if pred.crop_box is None or not relative or not image.is_file():
+                missing = pred.sample_id
+                break
+        if missing is None:
+            return "haco", "HACO checkpoint, images and crop boxes found"
+        why = f"no image or crop box for {missing!r}"
+    else:
+        why = "no HACO checkpoint"
+    if "deepcontact" in learned:
+        return "deepcontact", f"{why}; DeepContact checkpoint found"
+    return "geometric", f"{why}; no DeepContact checkpoint"
+
+
 def _check_targets(targets: ContactTargets, batch: int, name: str) -> None:
     if not isinstance(targets, ContactTargets):
         raise InputError(f"contact source {name!r}: expected ContactTargets, got {type(targets).__name__}")
@@ -793,12 +840,16 @@ def _plan(config: RefineConfig) -> _Plan:
     import torch
 
     from haco_grasp.data.hflnet import load_hflnet
+    from haco_grasp.hand.mano import SYNTHETIC_ROOT
     from haco_grasp.optimize.config import OptimizeConfig, get_config
 
     if not isinstance(config, RefineConfig):
         raise InputError(f"config: expected a RefineConfig, got {type(config).__name__}")
-    if config.contact not in CONTACT_SOURCES:
-        raise InputError(f"--contact: unknown source {config.contact!r}; choose one of {sorted(CONTACT_SOURCES)}")
+    if config.contact not in CONTACT_SOURCES and config.contact != "auto":
+        raise InputError(f"--contact: unknown source {config.contact!r}; choose auto or one of "
+                         f"{sorted(CONTACT_SOURCES)}")  # fmt: skip
+    if config.contact == "auto" and config.contact_file is not None:
+        config = replace(config, contact="file")
     if config.contact_file is not None and config.contact != "file":
         raise InputError(f"--contact-file is read only with --contact file, got --contact {config.contact}")
     _positive_int(config.batch_size, "--batch-size")
@@ -851,7 +902,8 @@ def _plan(config: RefineConfig) -> _Plan:
     _check_out_folder(out)
     objects = _existing_dir(config.objects, "--objects", "the DexYCB models folder (models/<ycb name>/...)")
     dexycb = _existing_dir(config.dexycb, "--dexycb", "the DexYCB root folder")
-    _existing_dir(config.mano_root, "--mano-root", "a folder holding MANO_RIGHT.pkl / MANO_LEFT.pkl")
+    if str(config.mano_root) != SYNTHETIC_ROOT:
+        _existing_dir(config.mano_root, "--mano-root", "a folder of MANO_RIGHT.pkl / MANO_LEFT.pkl, or 'synthetic'")
     models_root = objects if objects is not None else (dexycb / "models" if dexycb is not None else None)
 
     if pred.suffix.lower() == ".npz":  # the generic format: own hands and objects (haco_grasp.data.generic)
@@ -876,6 +928,10 @@ def _plan(config: RefineConfig) -> _Plan:
         seen[sample.sample_id] = i
     if config.limit is not None:
         predictions = predictions[: int(config.limit)]
+    if config.contact == "auto":
+        source, why = auto_contact_source(predictions, config)
+        logger.info("--contact auto: %s (%s)", source, why)
+        config = replace(config, contact=source)
     contact_sha = None
     if config.contact_file is not None:
         contact_path = Path(config.contact_file).expanduser()
@@ -1510,8 +1566,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``haco-grasp refine`` options to ``parser`` (the fields of :class:`RefineConfig`)."""
     parser.add_argument("--pred", required=True, metavar="PATH", help="HFL-Net predictions (hflnet.pkl)")
     parser.add_argument("--out", required=True, metavar="PATH", help="output file (refined.pkl)")
-    parser.add_argument("--contact", default="geometric", choices=list(CONTACT_SOURCES),
-                        help="contact target source (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--contact", default="auto", choices=["auto", *CONTACT_SOURCES],
+                        help="contact target source; auto = the best these inputs allow: file (predictions carry "
+                        "hand_contact), else haco (checkpoint, images and crop boxes), else deepcontact, else "
+                        "geometric (default: %(default)s)")  # fmt: skip
     parser.add_argument("--contact-file", metavar="PATH", default=None,
                         help="--contact file: .npz with sample_id (N,) and hand_contact (N, 778) probabilities "
                         "(default: the predictions' own hand_contact)")  # fmt: skip
@@ -1523,7 +1581,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--objects", metavar="DIR", default=None,
                         help="DexYCB models folder (default: DEXYCB/models, else $DEX_YCB_DIR/models)")  # fmt: skip
     parser.add_argument("--mano-root", metavar="DIR", default=None,
-                        help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl (default: $HACO_GRASP_MANO_ROOT)")  # fmt: skip
+                        help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl, or 'synthetic' for the shipped synthetic "
+                        "hand (default: $HACO_GRASP_MANO_ROOT)")  # fmt: skip
     parser.add_argument("--dexycb", metavar="DIR", default=None,
                         help="DexYCB root: ground truth for the metrics, images for --contact haco")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=16, metavar="N",

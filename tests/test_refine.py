@@ -59,7 +59,7 @@ def reference(world):
     """A clean 1-process run (API) of the first LIMIT samples, batch size 2."""
     out = world.tmp / "reference" / "refined.pkl"
     config = RefineConfig(pred=world.pred, out=out, mano_root=world.mini.mano_root, objects=world.mini.models_root,
-                          optimize=TINY, batch_size=2, limit=LIMIT, progress=False)  # fmt: skip
+                          optimize=TINY, batch_size=2, limit=LIMIT, progress=False, contact="geometric")  # fmt: skip
     summary = run_refine(config)
     assert summary.written and summary.n_refined == LIMIT and summary.n_batches == 2
     return load_refined(out)
@@ -85,7 +85,8 @@ def tiny_presets(monkeypatch):
 
 def _args(world, out, *extra):
     return ["refine", "--pred", str(world.pred), "--out", str(out), "--mano-root", str(world.mini.mano_root),
-            "--objects", str(world.mini.models_root), "--no-progress", *map(str, extra)]  # fmt: skip
+            "--objects", str(world.mini.models_root), "--no-progress", "--contact", "geometric",
+            *map(str, extra)]  # fmt: skip
 
 
 def _assert_same(a, b, atol=1e-6, atol_m=1e-6):

@@ -8,6 +8,7 @@ refinement has penetration to remove. The optimizer is shrunk to a few iteration
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from haco_grasp.cli import main
 from haco_grasp.data.synthetic import generate_grasps
 from haco_grasp.objects.procedural import ObjectMesh
 from haco_grasp.optimize.config import FAST, PRESETS
-from haco_grasp.refine import load_refined
+from haco_grasp.refine import RefineConfig, auto_contact_source, load_refined
 
 TINY = FAST.replace(n_iter=8, n_restarts=1, sdf_pitch=0.004)
 
@@ -62,14 +63,60 @@ def tiny_presets(monkeypatch):
 
 
 def test_refine_runs_on_generic_npz_with_both_hands(own_data, tiny_presets, capsys):
-    from haco_grasp.hand import synthetic_mano_root
-
     out = own_data.root / "run" / "refined.pkl"
     code = main(["refine", "--pred", str(own_data.pred), "--objects", str(own_data.objects), "--out", str(out),
-                 "--mano-root", str(synthetic_mano_root()), "--contact", "geometric", "--no-progress"])  # fmt: skip
+                 "--mano-root", "synthetic", "--contact", "geometric", "--no-progress"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     refined = load_refined(out)
     assert [s.sample_id for s in refined.samples] == ["right_0", "left_0"]
     assert [s.mano_side for s in refined.samples] == ["right", "left"]
     assert all(s.ycb_id == -1 and s.iterations == TINY.n_iter for s in refined.samples)
     assert all(np.isfinite(s.hand_verts).all() and s.target_hand_contact.sum() > 0 for s in refined.samples)
+
+
+def test_mano_root_synthetic_names_the_shipped_hand(monkeypatch):
+    from haco_grasp.hand import synthetic_mano_root
+    from haco_grasp.hand.mano import MANO_ROOT_ENV, resolve_mano_path
+
+    assert resolve_mano_path("left", "synthetic") == synthetic_mano_root() / "MANO_LEFT.pkl"
+    monkeypatch.setenv(MANO_ROOT_ENV, "synthetic")
+    assert resolve_mano_path("right") == synthetic_mano_root() / "MANO_RIGHT.pkl"
+
+
+def test_auto_contact_source_picks_the_best_the_inputs_allow(tmp_path, monkeypatch):
+    import haco_grasp.refine as refine_module
+
+    image = tmp_path / "frame.png"
+    image.write_bytes(b"")
+    box = np.array([0.0, 0.0, 10.0, 10.0], np.float32)
+
+    def pred(**fields):
+        values = {"sample_id": "s", "image_path": None, "color_file": "", "crop_box": None, "hand_contact": None}
+        return types.SimpleNamespace(**{**values, **fields})
+
+    config = RefineConfig()
+    monkeypatch.setattr(refine_module, "learned_contact_sources", lambda: ["haco", "deepcontact"])
+    assert auto_contact_source([pred(hand_contact=np.zeros(778))], config)[0] == "file"
+    assert auto_contact_source([pred(image_path=str(image), crop_box=box)], config)[0] == "haco"
+    assert auto_contact_source([pred(image_path=str(image))], config)[0] == "deepcontact"  # no crop box
+    missing = pred(image_path=str(tmp_path / "gone.png"), crop_box=box)
+    source, why = auto_contact_source([missing], config)
+    assert source == "deepcontact" and "'s'" in why
+    monkeypatch.setattr(refine_module, "learned_contact_sources", lambda: [])
+    assert auto_contact_source([pred(image_path=str(image), crop_box=box)], config)[0] == "geometric"
+    assert Path(image).is_file()
+
+
+def test_default_contact_is_auto_and_resolved_in_the_output(own_data, tiny_presets, tmp_path):
+    contact = np.full((2, 778), 0.0)
+    contact[:, :100] = 1.0
+    with np.load(own_data.pred) as raw:
+        arrays = dict(raw)
+    pred = tmp_path / "with_contact.npz"
+    np.savez(pred, **arrays, hand_contact=contact)
+    out = tmp_path / "refined.pkl"
+    assert main(["refine", "--pred", str(pred), "--objects", str(own_data.objects), "--out", str(out),
+                 "--mano-root", "synthetic", "--no-progress"]) == 0  # fmt: skip
+    refined = load_refined(out)
+    assert refined.contact_source == "file"
+    np.testing.assert_array_equal(refined.samples[1].target_hand_contact, contact[1])

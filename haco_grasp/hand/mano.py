@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from haco_grasp.errors import AssetError, InputError
+from haco_grasp.hand.assets import synthetic_mano_root
 from haco_grasp.hand.joints import MANO_PARENTS, MANO_TIP_VERTEX_IDS, NUM_MANO_JOINTS, TO_21
 from haco_grasp.safe_pickle import safe_load
 
@@ -65,15 +66,24 @@ class ManoModelData:
     path: str = ""
 
 
+#: The ``root`` / ``--mano-root`` value that names the shipped synthetic MANO-format hand.
+SYNTHETIC_ROOT = "synthetic"
+
+
 def resolve_mano_path(side: Side = "right", root: str | os.PathLike | None = None) -> Path:
     """Find ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``: the argument, else ``$HACO_GRASP_MANO_ROOT``.
 
-    ``root`` may be the folder holding the pickles, the official archive's folder (``<root>/models/``), or the
-    pickle itself.
+    ``root`` may be the folder holding the pickles, the official archive's folder (``<root>/models/``), the
+    pickle itself, or the word :data:`SYNTHETIC_ROOT` (``"synthetic"``, also as the environment variable's value):
+    the license-free synthetic hand shipped with the package (:func:`haco_grasp.hand.synthetic_mano_root`).
     """
     if side not in MANO_FILES:
         raise InputError(f"side: expected 'right' or 'left', got {side!r}")
     name = MANO_FILES[side]
+    if root is None:
+        root = os.environ.get(MANO_ROOT_ENV) or None
+    if root is not None and str(root) == SYNTHETIC_ROOT:
+        root = synthetic_mano_root()
     if root is None:
         env = os.environ.get(MANO_ROOT_ENV)
         if not env:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 from contactopt_bridge.features import NUM_FEATURES, apply_transform, grasp_inputs, normalizing_transform
 from contactopt_bridge.pointnet2 import FeaturePropagation, GlobalSetAbstraction, SetAbstraction, mlp
 from haco_grasp.data.grasp import Grasp
-from haco_grasp.errors import AssetError, InputError
+from haco_grasp.errors import AssetError, InputError, UnsafePickleError, torch_load_reason
 
 __all__ = [
     "CLASS_BIN_WEIGHTS",
@@ -211,7 +212,18 @@ def load_deepcontact(path: str | os.PathLike | None = None, device: str | torch.
         DeepContactNet in eval mode on ``device``.
     """
     resolved = _resolve_checkpoint(path)
-    state = torch.load(resolved, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(resolved, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafePickleError(
+            f"{resolved}: torch.load(weights_only=True) refused it ({torch_load_reason(exc)}); re-save only its "
+            "state_dict"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        raise InputError(
+            f"{resolved}: not a readable DeepContact checkpoint ({torch_load_reason(exc)}); the file is truncated or "
+            "corrupt, download or train it again"
+        ) from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     if not isinstance(state, dict):

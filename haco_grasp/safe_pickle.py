@@ -7,6 +7,14 @@ arrays, no constructor runs on untrusted state), and — only when asked for —
 chumpy being installed. Anything else fails with :class:`~haco_grasp.errors.UnsafePickleError` naming the class.
 
 Python-2 pickles are read with ``encoding="latin1"`` (numpy's raw buffers survive that encoding unchanged).
+
+Resource limits (:class:`PickleLimits`) are checked before anything large is allocated: the size of the pickle;
+a pre-scan of its opcodes refuses length prefixes longer than the bytes that follow (a 35-byte pickle may
+declare a terabyte) and memo indices beyond the opcodes seen; every allocation a constructor in the pickle asks
+for (arrays, ``bytes(n)``, ``bytearray(n)``, numpy scalars) is charged to one budget before it happens; and the
+unpickled tree is walked once with shared references kept shared, refusing more objects (counting each shared
+reference as often as it is referenced, as a consumer would see them) or deeper nesting (cycles included) than
+allowed. Each refusal is an :class:`~haco_grasp.errors.InputError` naming the file, the limit and the fix.
 """
 
 from __future__ import annotations
@@ -14,7 +22,9 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -45,6 +55,25 @@ _SAFE_BUILTINS = frozenset(
 _CHUMPY_SUPPORTED = ("chumpy.ch.Ch", "chumpy.reordering.Select")
 
 
+@dataclass(frozen=True)
+class PickleLimits:
+    """Resource limits of :func:`safe_load` (the defaults fit every file this toolkit reads, with margin).
+
+    max_bytes: size of the pickle itself. max_allocation: bytes that constructors in the pickle may allocate in
+    total (arrays, ``bytes(n)``, ``bytearray(n)``). max_objects: objects in the unpickled tree, each shared
+    reference counted as often as it is referenced. max_depth: nesting depth of containers.
+    """
+
+    max_bytes: int = 8 << 30
+    max_allocation: int = 8 << 30
+    max_objects: int = 20_000_000
+    max_depth: int = 200
+
+
+DEFAULT_LIMITS = PickleLimits()
+_FIX = "the file is corrupt or hostile; re-create it, or pass limits=PickleLimits(...) to safe_load if it is trusted"
+
+
 def _numpy_reconstructors() -> dict[tuple[str, str], Any]:
     try:
         from numpy._core import multiarray, numeric
@@ -52,19 +81,28 @@ def _numpy_reconstructors() -> dict[tuple[str, str], Any]:
         from numpy.core import multiarray, numeric  # type: ignore[no-redef]
     table: dict[tuple[str, str], Any] = {}
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        table[(module, "_reconstruct")] = multiarray._reconstruct
+        table[(module, "_reconstruct")] = _PendingArray.reconstruct
         table[(module, "scalar")] = multiarray.scalar
     for module in ("numpy.core.numeric", "numpy._core.numeric"):
         table[(module, "_frombuffer")] = numeric._frombuffer
-    table[("numpy", "ndarray")] = np.ndarray
+    table[("numpy", "ndarray")] = _NdarrayType
     table[("numpy", "dtype")] = np.dtype
     return table
+
+
+class _NdarrayType:
+    """Stands for ``numpy.ndarray`` as the subtype argument of ``_reconstruct``; calling it is refused."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise UnsafePickleError("pickle calls numpy.ndarray(...) directly; only pickled arrays are allowed")
 
 
 class _Recorded:
     """Stand-in for an allowed foreign class: remembers its pickled state and nothing else."""
 
     qualname = ""
+    state: Any = None  # class defaults: NEWOBJ builds instances without calling __init__
+    args: tuple = ()
 
     def __init__(self, *args: Any) -> None:
         self.args = args
@@ -72,6 +110,18 @@ class _Recorded:
 
     def __setstate__(self, state: Any) -> None:
         self.state = state
+
+
+class _PendingArray(_Recorded):
+    """A pickled numpy array before its state is checked against the limits (built by :class:`_Walker`)."""
+
+    qualname = "numpy.ndarray"
+
+    @classmethod
+    def reconstruct(cls, subtype: Any, shape: Any, dtype: Any) -> _PendingArray:
+        if subtype is not _NdarrayType and subtype is not np.ndarray:
+            raise UnsafePickleError(f"pickle reconstructs an array of type {subtype!r}; only numpy.ndarray is allowed")
+        return cls()
 
 
 class _ChumpyCh(_Recorded):
@@ -110,13 +160,73 @@ def _reconstructor(cls: type, base: type, state: Any) -> Any:
     return _object_new(cls)
 
 
+class _Budget:
+    """Allocation budget of one load: every constructor the pickle calls charges its bytes before allocating."""
+
+    def __init__(self, limits: PickleLimits, source: str) -> None:
+        self.limits = limits
+        self.source = source
+        self.used = 0
+
+    def charge(self, nbytes: int, what: str) -> None:
+        self.used += max(int(nbytes), 0)
+        if self.used > self.limits.max_allocation:
+            raise InputError(
+                f"{self.source}: {what} would allocate {int(nbytes):,} bytes, beyond the limit of "
+                f"{self.limits.max_allocation:,} bytes for one pickle (max_allocation); {_FIX}"
+            )
+
+    def sized(self, kind: type) -> Callable[..., Any]:
+        """``bytes`` / ``bytearray`` that charge ``bytes(n)`` / ``bytearray(n)`` before allocating."""
+
+        def build(*args: Any) -> Any:
+            if args and isinstance(args[0], int) and not isinstance(args[0], bool):
+                self.charge(args[0], f"{kind.__name__}({args[0]})")
+            elif args and isinstance(args[0], (str, bytes, bytearray)):
+                self.charge(len(args[0]), kind.__name__)
+            elif args:
+                raise UnsafePickleError(
+                    f"{self.source}: pickle calls {kind.__name__}() on a {type(args[0]).__name__}; not allowed"
+                )
+            return kind(*args)
+
+        return build
+
+    def scalar(self, dtype: Any, *args: Any) -> Any:
+        if not isinstance(dtype, np.dtype):
+            raise UnsafePickleError(f"{self.source}: numpy scalar with dtype {type(dtype).__name__}; not allowed")
+        self.charge(dtype.itemsize, f"a numpy scalar of {dtype}")
+        if dtype.hasobject:
+            raise UnsafePickleError(f"{self.source}: numpy object scalar; not allowed")
+        return _numpy_scalar()(dtype, *args)
+
+
+def _numpy_scalar() -> Callable[..., Any]:
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    return multiarray.scalar
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: BinaryIO, *, chumpy: bool, extra: Mapping[tuple[str, str], Any], source: str) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        *,
+        chumpy: bool,
+        extra: Mapping[tuple[str, str], Any],
+        source: str,
+        budget: _Budget,
+    ) -> None:
         super().__init__(file, encoding="latin1")
         self._chumpy = chumpy
         self._extra = dict(extra)
         self._source = source
+        self._budget = budget
         self._numpy = _numpy_reconstructors()
+        for key in [key for key in self._numpy if key[1] == "scalar"]:
+            self._numpy[key] = budget.scalar
 
     def find_class(self, module: str, name: str) -> Any:  # noqa: C901 - a flat allow-list reads best
         module = _PY2_MODULES.get(module, module)
@@ -125,6 +235,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return self._extra[key]
         if key in self._numpy:
             return self._numpy[key]
+        if module == "builtins" and name in ("bytes", "bytearray"):
+            return self._budget.sized(bytes if name == "bytes" else bytearray)
         if module == "builtins" and name in _SAFE_BUILTINS:
             return getattr(__import__("builtins"), name)
         if module == "builtins" and name == "object":
@@ -161,39 +273,181 @@ class _RestrictedUnpickler(pickle.Unpickler):
         )
 
 
-def _evaluate(obj: Any, source: str) -> Any:
-    """Turn recorded stand-ins into numpy / scipy objects, recursively."""
-    if isinstance(obj, _ChumpyCh):
-        state = obj.state if isinstance(obj.state, dict) else {}
-        if "x" not in state:
-            raise InputError(f"{source}: chumpy Ch object without an 'x' array in its state; file looks corrupt")
-        return np.asarray(_evaluate(state["x"], source))
-    if isinstance(obj, _ChumpySelect):
+_COUNTED = {"BINBYTES8", "BYTEARRAY8", "BINUNICODE8", "BINBYTES", "BINUNICODE", "BINSTRING", "LONG4", "FRAME"}
+_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _prescan(data: bytes, source: str) -> None:
+    """Walk the opcodes without building anything: refuse length prefixes past the end and absurd memo indices."""
+    stream = io.BytesIO(data)
+    count = 0
+    try:
+        for opcode, arg, position in pickletools.genops(stream):
+            count += 1
+            if opcode.name in _PUTS and isinstance(arg, int) and arg > count:
+                raise InputError(
+                    f"{source}: memo index {arg:,} at byte {position} exceeds the {count:,} opcodes read so far; {_FIX}"
+                )
+    except InputError:
+        raise
+    except ValueError as exc:
+        text = str(exc)
+        raise InputError(
+            f"{source}: not a readable pickle ({text[:160]}); a length prefix points past the end of the file, or "
+            "the file is truncated; check the file"
+        ) from None
+
+
+class _Walker:
+    """Turns recorded stand-ins into numpy / scipy objects once per object, within the object and depth limits."""
+
+    def __init__(self, source: str, limits: PickleLimits, budget: _Budget) -> None:
+        self.source = source
+        self.limits = limits
+        self.budget = budget
+        self.done: dict[int, Any] = {}
+        self.sizes: dict[int, int] = {}
+        self.active: set[int] = set()
+
+    def _depth_error(self) -> InputError:
+        return InputError(
+            f"{self.source}: containers nested deeper than {self.limits.max_depth} levels (or a reference cycle) "
+            f"(max_depth); {_FIX}"
+        )
+
+    def count(self, obj: Any, depth: int = 0) -> int:
+        """Objects in the tree under ``obj``, shared references counted each time (memoised: linear time)."""
+        key = id(obj)
+        if key in self.sizes:
+            return self.sizes[key]
+        if depth > self.limits.max_depth or key in self.active:
+            raise self._depth_error()
+        if isinstance(obj, dict):
+            children: Any = [*obj.keys(), *obj.values()]
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children = obj
+        elif isinstance(obj, _Recorded):
+            children = [getattr(obj, "state", None), *getattr(obj, "args", ())]
+        else:
+            return 1
+        self.active.add(key)
+        total = 1
+        for child in children:
+            total += self.count(child, depth + 1)
+            if total > self.limits.max_objects:
+                raise InputError(
+                    f"{self.source}: expands to more than {self.limits.max_objects:,} objects (shared references "
+                    f"counted each time they are used; max_objects); {_FIX}"
+                )
+        self.active.discard(key)
+        self.sizes[key] = total
+        return total
+
+    def __call__(self, obj: Any) -> Any:
+        key = id(obj)
+        if key in self.done:
+            return self.done[key]
+        result = self._convert(obj)
+        self.done[key] = result
+        return result
+
+    def _array(self, pending: _PendingArray) -> np.ndarray:
+        state = pending.state
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise InputError(f"{self.source}: a numpy array without a valid pickled state; the file looks corrupt")
+        shape, dtype = state[-4], state[-3]
+        if not isinstance(dtype, np.dtype) or not isinstance(shape, tuple):
+            raise InputError(f"{self.source}: a numpy array with a malformed shape/dtype; the file looks corrupt")
+        if not all(isinstance(n, int) and n >= 0 for n in shape):
+            raise InputError(f"{self.source}: a numpy array of shape {shape!r}; the file looks corrupt")
+        size = 1
+        for n in shape:
+            size *= n
+        self.budget.charge(size * max(dtype.itemsize, 1), f"a numpy array of shape {shape} {dtype}")
+        data = state[-1]
+        if dtype.hasobject:
+            if not isinstance(data, list) or len(data) != size:
+                raise InputError(f"{self.source}: object array of shape {shape} with malformed data; corrupt file")
+            data = [self(v) for v in data]
+            state = (*state[:-1], data)
+        try:
+            array = _numpy_reconstruct()(np.ndarray, (0,), b"b")
+            array.__setstate__(state)
+        except (ValueError, TypeError, MemoryError) as exc:
+            raise InputError(
+                f"{self.source}: numpy array could not be rebuilt ({exc}); the file looks corrupt"
+            ) from None
+        return array
+
+    def _convert(self, obj: Any) -> Any:  # noqa: C901 - one branch per stand-in
+        if isinstance(obj, _PendingArray):
+            return self._array(obj)
+        if isinstance(obj, _ChumpyCh):
+            state = getattr(obj, "state", None)
+            state = state if isinstance(state, dict) else {}
+            if "x" not in state:
+                raise InputError(f"{self.source}: chumpy Ch object without an 'x' array in its state; corrupt file")
+            return np.asarray(self(state["x"]))
+        if isinstance(obj, _ChumpySelect):
+            return self._select(obj)
+        if isinstance(obj, _SparseMatrix):
+            import scipy.sparse as sp
+
+            state = {str(k).lstrip("_"): self(v) for k, v in obj.state.items()} if isinstance(obj.state, dict) else {}
+            try:
+                if obj.fmt == "coo":
+                    return sp.coo_matrix((state["data"], (state["row"], state["col"])), shape=tuple(state["shape"]))
+                ctor = sp.csc_matrix if obj.fmt == "csc" else sp.csr_matrix
+                return ctor((state["data"], state["indices"], state["indptr"]), shape=tuple(state["shape"]))
+            except (KeyError, TypeError, ValueError, IndexError) as exc:
+                raise InputError(f"{self.source}: sparse matrix {obj.qualname} could not be rebuilt ({exc})") from None
+        if isinstance(obj, _Recorded):  # a reader's own stand-in (extra_classes): convert what it recorded
+            self.done[id(obj)] = obj
+            obj.state = self(getattr(obj, "state", None))
+            obj.args = tuple(self(v) for v in getattr(obj, "args", ()))
+            return obj
+        if isinstance(obj, dict):  # dict or OrderedDict
+            return type(obj)((k, self(v)) for k, v in obj.items())
+        if isinstance(obj, list):
+            return [self(v) for v in obj]
+        if isinstance(obj, tuple):
+            return tuple(self(v) for v in obj)
+        return obj
+
+    def _select(self, obj: _ChumpySelect) -> np.ndarray:
         state = obj.state if isinstance(obj.state, dict) else {}
         if "a" not in state or "idxs" not in state:
-            raise InputError(f"{source}: chumpy Select object without 'a'/'idxs' in its state; file looks corrupt")
-        source_array = np.asarray(_evaluate(state["a"], source))
-        values = source_array.ravel()[np.asarray(state["idxs"]).ravel()]
-        shape = state.get("preferred_shape")
-        return values.reshape(shape) if shape is not None else values
-    if isinstance(obj, _SparseMatrix):
-        import scipy.sparse as sp
-
-        state = {k.lstrip("_"): v for k, v in (obj.state or {}).items()}
+            raise InputError(f"{self.source}: chumpy Select object without 'a'/'idxs' in its state; corrupt file")
+        values = np.asarray(self(state["a"])).ravel()
         try:
-            if obj.fmt == "coo":
-                return sp.coo_matrix((state["data"], (state["row"], state["col"])), shape=tuple(state["shape"]))
-            ctor = sp.csc_matrix if obj.fmt == "csc" else sp.csr_matrix
-            return ctor((state["data"], state["indices"], state["indptr"]), shape=tuple(state["shape"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{source}: sparse matrix {obj.qualname} could not be rebuilt ({exc})") from None
-    if isinstance(obj, dict):  # dict or OrderedDict
-        return type(obj)((k, _evaluate(v, source)) for k, v in obj.items())
-    if isinstance(obj, list):
-        return [_evaluate(v, source) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_evaluate(v, source) for v in obj)
-    return obj
+            idxs = np.asarray(self(state["idxs"])).ravel().astype(np.int64, casting="same_kind")
+        except (TypeError, ValueError):
+            raise InputError(f"{self.source}: chumpy Select 'idxs' must be integer indices; corrupt file") from None
+        if idxs.size and (idxs.min() < -values.size or idxs.max() >= values.size):
+            raise InputError(
+                f"{self.source}: chumpy Select 'idxs' range [{idxs.min()}, {idxs.max()}] outside its source of "
+                f"{values.size} values; the file is corrupt, re-download it"
+            )
+        selected = values[idxs]
+        shape = state.get("preferred_shape")
+        if shape is None:
+            return selected
+        try:
+            wanted = tuple(int(n) for n in np.atleast_1d(np.asarray(self(shape))))
+            return selected.reshape(wanted)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{self.source}: chumpy Select 'preferred_shape' {shape!r} does not fit its {selected.size} values; "
+                "the file is corrupt, re-download it"
+            ) from None
+
+
+def _numpy_reconstruct() -> Callable[..., Any]:
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    return multiarray._reconstruct
 
 
 def safe_load(
@@ -201,40 +455,64 @@ def safe_load(
     *,
     chumpy: bool = False,
     extra_classes: Mapping[tuple[str, str], Callable[..., Any]] | None = None,
+    limits: PickleLimits | None = None,
 ) -> Any:
-    """Load a pickle through the restricted unpickler.
+    """Load a pickle through the restricted unpickler, within resource limits.
 
     Args:
         source: a path, the pickle's bytes, or a binary file object.
         chumpy: evaluate chumpy ``Ch`` / ``reordering.Select`` objects to numpy arrays (MANO model files).
         extra_classes: further ``(module, name) -> callable`` entries a specific reader allows, e.g. a stand-in
             class for ContactOpt's ``HandObject``. Each must be safe to call on untrusted arguments.
+        limits: resource limits; None: :data:`DEFAULT_LIMITS`.
 
     Returns:
-        The unpickled object with chumpy and sparse stand-ins converted.
+        The unpickled object with chumpy, sparse and array stand-ins converted.
 
     Raises:
         UnsafePickleError: the pickle names a class or function outside the allow-list.
-        InputError: the file is not a readable pickle.
+        InputError: the file is not a readable pickle, or exceeds a limit of :class:`PickleLimits`.
     """
+    limits = DEFAULT_LIMITS if limits is None else limits
     if isinstance(source, bytes):
-        label, stream = "<bytes>", io.BytesIO(source)
+        label, data = "<bytes>", source
     elif isinstance(source, (str, os.PathLike)):
         label = str(source)
         if not Path(source).is_file():
             from haco_grasp.errors import AssetError
 
             raise AssetError(f"{label}: file not found; check the path")
-        stream = open(source, "rb")  # noqa: SIM115 - closed below
+        size = Path(source).stat().st_size
+        if size > limits.max_bytes:
+            raise InputError(f"{label}: {size:,} bytes, beyond the limit of {limits.max_bytes:,} (max_bytes); {_FIX}")
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{label}: cannot be read ({exc.strerror}); check the file") from None
     else:
-        label, stream = getattr(source, "name", "<stream>"), source
+        label = getattr(source, "name", "<stream>")
+        data = source.read(limits.max_bytes + 1)
+        if len(data) > limits.max_bytes:
+            raise InputError(f"{label}: more than {limits.max_bytes:,} bytes (max_bytes); {_FIX}")
+    if len(data) > limits.max_bytes:
+        raise InputError(f"{label}: {len(data):,} bytes, beyond the limit of {limits.max_bytes:,} (max_bytes); {_FIX}")
+    _prescan(data, label)
+    budget = _Budget(limits, label)
     try:
-        raw = _RestrictedUnpickler(stream, chumpy=chumpy, extra=extra_classes or {}, source=label).load()
-    except UnsafePickleError:
+        unpickler = _RestrictedUnpickler(
+            io.BytesIO(data), chumpy=chumpy, extra=extra_classes or {}, source=label, budget=budget
+        )
+        raw = unpickler.load()
+    except UnsafePickleError as exc:
+        if str(exc).startswith(label):
+            raise
+        raise UnsafePickleError(f"{label}: {exc}") from None
+    except InputError:
         raise
-    except (pickle.UnpicklingError, EOFError, AttributeError, IndexError, TypeError, ValueError) as exc:
+    except (pickle.UnpicklingError, EOFError, AttributeError, IndexError, TypeError, ValueError, KeyError) as exc:
         raise InputError(f"{label}: not a readable pickle ({type(exc).__name__}: {exc}); check the file") from None
-    finally:
-        if stream is not source:
-            stream.close()
-    return _evaluate(raw, label)
+    except (MemoryError, RecursionError, OverflowError) as exc:
+        raise InputError(f"{label}: too large or too deep to unpickle ({type(exc).__name__}); {_FIX}") from None
+    walker = _Walker(label, limits, budget)
+    walker.count(raw)
+    return walker(raw)

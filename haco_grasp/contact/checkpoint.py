@@ -26,7 +26,7 @@ from haco_grasp.atomic import atomic_open, atomic_write_bytes
 from haco_grasp.contact.backbones import get_backbone_spec
 from haco_grasp.contact.haco_model import HACO, HacoConfig, build_haco_from_config
 from haco_grasp.contact.regressors import ContactRegressors, build_contact_regressors
-from haco_grasp.errors import AssetError, HacoGraspError, InputError
+from haco_grasp.errors import AssetError, HacoGraspError, InputError, torch_load_reason
 
 __all__ = [
     "config_path_for",
@@ -62,11 +62,34 @@ def read_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> Any:
     try:
         return torch.load(file, map_location="cpu", weights_only=weights_only)
     except pickle.UnpicklingError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HacoGraspError(
-            f"{file}: torch.load(weights_only=True) refused it ({first_line}); re-save only its state_dict, or pass "
-            "weights_only=False if you trust the file"
-        ) from exc
+            f"{file}: torch.load(weights_only=True) refused it ({torch_load_reason(exc)}); re-save only its "
+            "state_dict, or pass weights_only=False if you trust the file"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        raise InputError(
+            f"{file}: not a readable torch checkpoint ({torch_load_reason(exc)}); the file is truncated or corrupt, "
+            "download or save it again"
+        ) from None
+
+
+def _read_config_json(json_path: Path) -> HacoConfig:
+    """The :class:`HacoConfig` in the ``.json`` beside a checkpoint, or an InputError naming the file and field."""
+    fix = "fix it, or delete it and pass backbone=NAME"
+    try:
+        values = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{json_path}: not valid JSON ({str(exc)[:120]}); {fix}") from None
+    if not isinstance(values, dict):
+        raise InputError(
+            f"{json_path}: expected a JSON object of HacoConfig fields, got {type(values).__name__}; {fix}"
+        )
+    try:
+        return HacoConfig.from_dict(values)
+    except HacoGraspError as exc:
+        raise InputError(f"{json_path}: {exc}; {fix}") from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise InputError(f"{json_path}: not a valid HacoConfig ({str(exc)[:120]}); {fix}") from None
 
 
 def extract_state_dict(checkpoint: Any, source: str = "checkpoint") -> dict[str, Tensor]:
@@ -151,7 +174,7 @@ def load_haco(
     if config is None:
         json_path = config_path_for(path)
         if json_path.is_file():
-            config = HacoConfig.from_dict(json.loads(json_path.read_text()))
+            config = _read_config_json(json_path)
             if backbone is not None and get_backbone_spec(backbone).name != config.backbone:
                 raise InputError(
                     f"backbone={backbone!r} contradicts {json_path} (backbone {config.backbone!r}); drop one of them"

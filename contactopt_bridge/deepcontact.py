@@ -272,7 +272,9 @@ def predict_contact(
     random rolls about the normalised x axis (drawn from ``seed``) before decoding (ContactOpt draws one roll).
 
     Args:
-        grasps: right-hand grasps (their current, possibly perturbed, hand pose is the input).
+        grasps: grasps (their current, possibly perturbed, hand pose is the input); left hands are mirrored to right
+            hands for the network (:func:`contactopt_bridge.features.mirror_grasp`, same vertex ids) and the object
+            points and normals mapped back, so every output is in the grasp's own world frame.
         checkpoint: path, a loaded :class:`DeepContactNet`, or None for :data:`DEFAULT_CHECKPOINT`.
         device: torch device.
         n_obj_points: P, object surface points sampled per grasp (seeded by ``seed`` and the grasp index).
@@ -313,4 +315,8 @@ def predict_contact(
                 obj_probs = obj_probs + out.obj.exp() / n_rolls
         hand_out.append(_decode(hand_probs))
         obj_out.append(_decode(obj_probs))
-    return DeepContactPrediction(torch.cat(hand_out), torch.cat(obj_out), inputs.obj_points, inputs.obj_normals)
+    left = torch.tensor([grasp.side == "left" for grasp in grasps], device=inputs.obj_points.device)
+    unmirror = torch.where(left[:, None, None], inputs.obj_points.new_tensor([-1.0, 1.0, 1.0]), 1.0)  # (B, 1, 3)
+    return DeepContactPrediction(
+        torch.cat(hand_out), torch.cat(obj_out), inputs.obj_points * unmirror, inputs.obj_normals * unmirror
+    )

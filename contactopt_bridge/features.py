@@ -20,6 +20,11 @@ Normalisation (:func:`normalizing_transform`): origin at the object centroid, +x
 remaining axes are fixed deterministically: z is world +z made orthogonal to x (world +y when x is within ~25° of
 ±z), y = z × x. An optional roll θ about x then rotates y and z (ContactOpt always draws a random roll, also at
 test time; here it is off unless asked for).
+
+Left hands (:func:`mirror_grasp`): DeepContact is trained on right hands. A left grasp is mirrored (x -> -x) into a
+right grasp with the same vertex ids (vertex i of MANO_LEFT mirrors vertex i of MANO_RIGHT, as in ContactOpt and
+HACO), so :func:`grasp_inputs` returns, for a left grasp, the inputs of its mirror image; per-vertex and per-point
+outputs then belong to the left grasp unchanged, and points / normals map back by negating x.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from haco_grasp.data.dexycb import mirror_axis_angle
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
 from haco_grasp.geometry.knn import knn_points
@@ -45,6 +51,7 @@ __all__ = [
     "PointFeatures",
     "apply_transform",
     "grasp_inputs",
+    "mirror_grasp",
     "normalizing_transform",
     "pointnet_features",
     "sample_object_points",
@@ -226,6 +233,42 @@ def sample_object_points(grasp: Grasp, num_points: int, generator: torch.Generat
     return sample_surface(np.asarray(grasp.obj_verts), np.asarray(grasp.obj_faces), num_points, generator)
 
 
+#: The reflection x -> -x between left and right hands (points are row vectors: ``p * MIRROR``).
+MIRROR = np.array([-1.0, 1.0, 1.0])
+
+
+def mirror_grasp(grasp: Grasp) -> Grasp:
+    """The mirror image (x -> -x) of a grasp: a left grasp becomes a right one and vice versa, same vertex ids.
+
+    Hand vertices and joints are reflected, hand and object faces re-wound (normals stay outward), the object's
+    canonical vertices reflected and its pose conjugated (``R' = M R M``, ``t' = M t``, so the posed object is the
+    reflection of the original). MANO parameters: ``mirror_axis_angle`` of the rotations, ``transl' = M t`` (the
+    exact MANO parameters of the mirrored hand when the left model mirrors the right one, as the synthetic hand;
+    approximate for the official files). Mirroring twice returns the original arrays exactly.
+
+    Args:
+        grasp: any grasp.
+
+    Returns:
+        Grasp of the other side; ``meta["mirrored"]`` toggled.
+    """
+    flip = np.diag(MIRROR)
+    return grasp.with_hand(
+        hand_verts=np.asarray(grasp.hand_verts) * MIRROR,
+        hand_joints=np.asarray(grasp.hand_joints) * MIRROR,
+        hand_faces=np.ascontiguousarray(np.asarray(grasp.hand_faces)[:, ::-1]),
+        global_orient=np.asarray(mirror_axis_angle(np.asarray(grasp.global_orient))),
+        hand_pose=np.asarray(mirror_axis_angle(np.asarray(grasp.hand_pose))),
+        transl=np.asarray(grasp.transl) * MIRROR,
+        obj_verts_canonical=np.asarray(grasp.obj_verts_canonical) * MIRROR,
+        obj_faces=np.ascontiguousarray(np.asarray(grasp.obj_faces)[:, ::-1]),
+        obj_rotation=flip @ np.asarray(grasp.obj_rotation) @ flip,
+        obj_translation=np.asarray(grasp.obj_translation) * MIRROR,
+        side="right" if grasp.side == "left" else "left",
+        meta={**grasp.meta, "mirrored": not grasp.meta.get("mirrored", False)},
+    )
+
+
 def grasp_inputs(
     grasps: Sequence[Grasp], n_obj_points: int = 2048, seed: int = 0, dtype: torch.dtype = torch.float32
 ) -> GraspInputs:
@@ -235,7 +278,8 @@ def grasp_inputs(
     depend on the batch composition beyond the index.
 
     Args:
-        grasps: grasps with 778-vertex right hands.
+        grasps: grasps with 778-vertex hands; left hands are mirrored (:func:`mirror_grasp`), so the tensors of a
+            left grasp describe its mirror image (negate x of points and normals to map them back).
         n_obj_points: P, object points per grasp.
         seed: non-negative int.
         dtype: float dtype of the returned tensors.
@@ -251,8 +295,8 @@ def grasp_inputs(
     for index, grasp in enumerate(grasps):
         if not isinstance(grasp, Grasp):
             raise InputError(f"grasps[{index}] must be a Grasp, got {type(grasp).__name__}")
-        if getattr(grasp, "side", "right") != "right":
-            raise InputError(f"grasps[{index}] is a {grasp.side} hand; DeepContact supports right hands only")
+        if grasp.side == "left":
+            grasp = mirror_grasp(grasp)
         verts = torch.as_tensor(np.asarray(grasp.hand_verts), dtype=torch.float64)
         if verts.shape != (778, 3):
             raise InputError(f"grasps[{index}].hand_verts must be (778, 3), got {tuple(verts.shape)}")

@@ -120,3 +120,20 @@ def test_default_contact_is_auto_and_resolved_in_the_output(own_data, tiny_prese
     refined = load_refined(out)
     assert refined.contact_source == "file"
     np.testing.assert_array_equal(refined.samples[1].target_hand_contact, contact[1])
+
+
+def test_deepcontact_source_refines_left_and_right_hands(own_data, tiny_presets, tmp_path):
+    from contactopt_bridge.deepcontact import DEFAULT_CHECKPOINT
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("shipped DeepContact checkpoint not installed")
+    out = tmp_path / "refined.pkl"
+    assert main(["refine", "--pred", str(own_data.pred), "--objects", str(own_data.objects), "--out", str(out),
+                 "--mano-root", "synthetic", "--contact", "deepcontact", "--no-progress"]) == 0  # fmt: skip
+    right, left = load_refined(out).samples
+    assert left.mano_side == "left" and left.target_obj_points is not None
+    # the object targets lie on each grasp's own (camera-frame) object, not on its mirror image
+    with np.load(own_data.pred) as raw:
+        centres = raw["obj_pose"][:, :, 3]
+    for sample, centre in zip((right, left), centres, strict=True):
+        assert np.linalg.norm(sample.target_obj_points.mean(0) - centre) < 0.03

@@ -1321,6 +1321,10 @@ class _Inputs:
                     "folder)"
                 ) from None
             raise
+        except InputError as exc:
+            if str(exc).startswith("sample "):  # a field of this prediction: name the file
+                raise InputError(f"--pred {self.plan.pred}: {exc}") from None
+            raise
 
 
 def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> int:

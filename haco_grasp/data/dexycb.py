@@ -313,6 +313,14 @@ def mirror_axis_angle(aa: ArrayLike) -> ArrayLike:
 ObjectProvider = Callable[[int], ObjectMesh]
 
 
+#: Plausibility limits of DexYCB values: betas, pose_m's rotation / PCA coefficients, positions in metres.
+MAX_ABS_BETA = 10.0
+MAX_ABS_POSE_PCA = 50.0
+MAX_ABS_LABEL_M = 20.0
+#: A YCB object spans at most ~0.5 m; a model larger than this is in millimetres (or another unit).
+MAX_OBJECT_EXTENT_M = 2.0
+
+
 class YCBMeshCache:
     """``ycb_id -> ObjectMesh`` from ``models/<ycb>/textured_simple.obj``, each file read once.
 
@@ -329,7 +337,17 @@ class YCBMeshCache:
         if int(ycb_id) not in self._meshes:
             if not path.is_file():
                 raise AssetError(f"YCB model not found: {path}; expected models/<ycb name>/textured_simple.obj")
-            self._meshes[int(ycb_id)] = load_ycb_mesh(path)
+            mesh = load_ycb_mesh(path)
+            verts = np.asarray(mesh.verts, np.float64)
+            if verts.size and not np.all(np.isfinite(verts)):
+                raise InputError(f"{path}: vertices contain NaN or inf; re-download the YCB model")
+            extent = float(np.ptp(verts, axis=0).max()) if verts.size else 0.0
+            if extent > MAX_OBJECT_EXTENT_M:
+                raise InputError(
+                    f"{path}: object spans {extent:.4g} m (YCB objects span < 0.5 m); object looks like millimetres; "
+                    "scale by 0.001"
+                )
+            self._meshes[int(ycb_id)] = mesh
         return self._meshes[int(ycb_id)]
 
 
@@ -441,6 +459,11 @@ def read_mano_betas(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{path}: key 'betas' must be a list of 10 numbers, got {betas!r}") from None
     if array.shape != (10,) or not np.all(np.isfinite(array)):
         raise InputError(f"{path}: key 'betas' must be 10 finite numbers, got shape {array.shape}")
+    if float(np.abs(array).max()) > MAX_ABS_BETA:
+        raise InputError(
+            f"{path}: key 'betas' reaches {float(np.abs(array).max()):.4g}, expected |beta| <= {MAX_ABS_BETA:g} (real "
+            "hands lie within about 3); re-download the calibration file"
+        )
     return array
 
 
@@ -507,6 +530,19 @@ def _load_labels(path: Path, num_objects: int) -> dict[str, np.ndarray]:
             raise InputError(f"{path}: key {key!r} expected float {shape}, got {value.dtype} {value.shape}")
         if not np.all(np.isfinite(value)):
             raise InputError(f"{path}: key {key!r} holds NaN or inf values; the label file is corrupt")
+    limits = {
+        "pose_m": (arrays["pose_m"][:, :48], MAX_ABS_POSE_PCA, "axis-angle / PCA-45 coefficients"),
+        "pose_m translation": (arrays["pose_m"][:, 48:], MAX_ABS_LABEL_M, "metres"),
+        "pose_y translation": (arrays["pose_y"][:, :, 3], MAX_ABS_LABEL_M, "metres"),
+        "joint_3d": (arrays["joint_3d"], MAX_ABS_LABEL_M, "metres"),
+    }
+    for name, (values, limit, unit) in limits.items():
+        largest = float(np.abs(values).max()) if values.size else 0.0
+        if largest > limit:
+            raise InputError(
+                f"{path}: key {name!r} reaches {largest:.4g}, expected |values| <= {limit:g} ({unit}); the label file "
+                "is corrupt or in other units, re-download it"
+            )
     return arrays
 
 

@@ -116,6 +116,15 @@ PICKLE_PROTOCOL = 4
 _MAX_REL_M = 0.5
 _MAX_ABS_M = 10.0
 _ROOT_TOLERANCE_M = 1e-4
+# Plausible magnitudes: MANO betas of real hands lie within about +-3 (a hand with |beta| = 10 is already
+# grotesque); a joint's rotation vector beyond 4 pi rad is no network output.
+MAX_ABS_BETA = 10.0
+MAX_JOINT_ROTATION_RAD = 4 * math.pi
+#: Largest vertex distance (metres) between MANO(mano_pose_aa, mano_shape) at hand_root and the stored vertices
+#: that :func:`prediction_to_grasp` accepts. The file's own MANO output fits within float32 round-off; the official
+#: MANO_LEFT is not an exact mirror of MANO_RIGHT (a few millimetres); a hand labelled with the wrong side, or
+#: parameters of another prediction, miss by 5-20 cm.
+MAX_FIT_ERROR_M = 0.03
 
 
 @dataclass
@@ -320,6 +329,19 @@ def _parse_sample(where: str, raw: Any) -> HFLNetPrediction:
     image_path = raw.get("image_path")
     if image_path is not None and not isinstance(image_path, str):
         raise _fail(where, "image_path", "a str or None", _describe(image_path), "store the image path as text")
+    for name, value in (("color_file", color_file), ("image_path", image_path)):
+        if value is None:
+            continue
+        parts = value.replace("\\", "/").split("/")
+        absolute = value.startswith(("/", "\\", "~")) or (len(value) > 1 and value[1] == ":")
+        if absolute or ".." in parts or "\0" in value:
+            raise _fail(
+                where,
+                name,
+                "a path inside the DexYCB root (relative, no '..')",
+                repr(value),
+                "store the path relative to the DexYCB root",
+            )
 
     arrays: dict[str, Any] = {}
     for name in _ARRAY_FIELDS:
@@ -329,6 +351,25 @@ def _parse_sample(where: str, raw: Any) -> HFLNetPrediction:
     for name in ("hand_joints_rel", "hand_verts_rel"):
         _check_metres(where, name, arrays[name], _MAX_REL_M)
     _check_metres(where, "hand_root", arrays["hand_root"], _MAX_ABS_M)
+    largest_beta = float(np.abs(arrays["mano_shape"]).max())
+    if largest_beta > MAX_ABS_BETA:
+        raise _fail(
+            where,
+            "mano_shape",
+            f"MANO betas with |beta| <= {MAX_ABS_BETA:g} (real hands: within about 3)",
+            f"|beta| up to {largest_beta:.4g}",
+            "store HFL-Net's predicted betas, not a scaled or garbage vector",
+        )
+    rotation_norms = np.linalg.norm(arrays["mano_pose_aa"].astype(np.float64).reshape(16, 3), axis=1)
+    if float(rotation_norms.max()) > MAX_JOINT_ROTATION_RAD:
+        joint = int(rotation_norms.argmax())
+        raise _fail(
+            where,
+            "mano_pose_aa",
+            f"axis-angle rotations of at most {MAX_JOINT_ROTATION_RAD:.4g} rad per joint",
+            f"{rotation_norms[joint]:.4g} rad at joint {joint}",
+            "store radians (not degrees) of HFL-Net's mano_pose_aa",
+        )
     root_joint = arrays["hand_joints_rel"][0]
     if float(np.abs(root_joint).max()) > _ROOT_TOLERANCE_M:
         raise _fail(
@@ -493,6 +534,30 @@ def prediction_mano_params(pred: HFLNetPrediction, layer_cache: ManoLayerCache) 
     return params
 
 
+def _fit_error(pred: HFLNetPrediction, layer_cache: ManoLayerCache, error: float, tolerance: float) -> InputError:
+    """The error for a prediction whose MANO parameters miss its vertices; says so when the other side fits."""
+    where = f"sample {pred.sample_id!r} (dex_index {pred.dex_index})"
+    other = "left" if pred.mano_side == "right" else "right"
+    try:
+        swapped = HFLNetPrediction(**{**pred.__dict__, "mano_side": other})
+        params = prediction_mano_params(swapped, layer_cache)
+        other_error = float(np.linalg.norm(pose_hand(layer_cache.layer(other), params).verts - pred.hand_verts,
+                                           axis=1).max())  # fmt: skip
+    except Exception:  # noqa: BLE001 - the other model may be missing; then there is no hint to give
+        other_error = math.inf
+    if other_error <= tolerance:
+        return InputError(
+            f"{where}.mano_side: says {pred.mano_side!r} but its vertices fit a {other} hand (MANO fit error "
+            f"{error:.3g} m as {pred.mano_side}, {other_error:.3g} m as {other}; tolerance {tolerance:g} m); store "
+            f"mano_side {other!r}"
+        )
+    return InputError(
+        f"{where}: MANO(mano_pose_aa, mano_shape) misses hand_verts_rel by up to {error:.4g} m (tolerance "
+        f"{tolerance:g} m); the parameters and vertices disagree (wrong units, another sample's values, or a wrong "
+        "mano_side); store the network's own outputs for this sample"
+    )
+
+
 def prediction_to_grasp(
     pred: HFLNetPrediction,
     layer_cache: ManoLayerCache,
@@ -500,6 +565,7 @@ def prediction_to_grasp(
     *,
     hand_verts_from: Literal["prediction", "mano"] = "prediction",
     contact_threshold: float = 0.01,
+    max_fit_error_m: float | None = MAX_FIT_ERROR_M,
 ) -> Grasp:
     """An HFL-Net prediction as a :class:`Grasp` in the camera frame (metres).
 
@@ -515,6 +581,8 @@ def prediction_to_grasp(
         models_root: DexYCB ``models`` folder, a callable ``ycb_id -> ObjectMesh``, or None (``$DEX_YCB_DIR``).
         hand_verts_from: which hand vertices / joints the Grasp carries.
         contact_threshold: metres.
+        max_fit_error_m: refuse a prediction whose MANO parameters miss its stored vertices by more than this
+            (metres, :data:`MAX_FIT_ERROR_M`); None accepts any fit.
 
     Returns:
         Grasp; ``meta`` holds ``source="hflnet"``, ``dex_index``, ``sample_id``, ``color_file``, ``obj_pnp_ok``,
@@ -532,6 +600,8 @@ def prediction_to_grasp(
     mano = pose_hand(layer, params)
     stored_verts, stored_joints = pred.hand_verts, pred.hand_joints
     fit_error = float(np.linalg.norm(mano.verts - stored_verts, axis=1).max())
+    if max_fit_error_m is not None and not fit_error <= max_fit_error_m:
+        raise _fit_error(pred, layer_cache, fit_error, max_fit_error_m)
     if hand_verts_from == "prediction":
         verts, joints = stored_verts, stored_joints
     else:

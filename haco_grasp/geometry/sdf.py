@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 _OCCUPANCY_RAYS = 3
 _DEFAULT_MAX_CELLS = 16_000_000
 _CACHE_SIZE = 32
+_MAX_OBJECT_EXTENT_M = 5.0  # sdf_grid refuses larger meshes: millimetres read as metres
 
 
 def _to_numpy_mesh(verts: np.ndarray | Tensor, faces: np.ndarray | Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -369,6 +370,12 @@ def sdf_grid(
         SdfGrid (CPU, float32).
     """
     verts_np, faces_np = _to_numpy_mesh(verts, faces)
+    extent = float(np.ptp(verts_np, axis=0).max())
+    if extent > _MAX_OBJECT_EXTENT_M:  # before any grid is allocated
+        raise InputError(
+            f"object mesh spans {extent:.4g} m (grasped objects span < 0.5 m); object looks like millimetres; scale "
+            "its vertices by 0.001"
+        )
     key = _grid_key(verts_np, faces_np, float(pitch), float(padding))
     with _CACHE_LOCK:
         cached = _CACHE.get(key)

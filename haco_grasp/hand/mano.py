@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -115,10 +115,33 @@ def read_mano_pickle(path: str | os.PathLike) -> ManoModelData:
     if missing:
         raise InputError(f"{path}: MANO pickle lacks keys {missing}; is this a MANO_RIGHT/LEFT.pkl model file?")
 
-    def dense(value: Any) -> np.ndarray:
-        return np.asarray(value.toarray() if hasattr(value, "toarray") else value, dtype=np.float64)
+    fix = "the file is corrupt or not a MANO model; re-download it from https://mano.is.tue.mpg.de"
 
-    v_template = dense(raw["v_template"])
+    def dense(key: str) -> np.ndarray:
+        value = raw[key]
+        if hasattr(value, "toarray"):
+            shape = getattr(value, "shape", (0, 0))
+            if len(shape) != 2 or int(shape[0]) * int(shape[1]) > _MAX_DENSE:
+                raise InputError(f"{path}: MANO key {key!r} is a sparse matrix of shape {tuple(shape)}; {fix}")
+            value = value.toarray()
+        array = np.asarray(value) if not isinstance(value, (str, bytes)) else np.asarray([value])
+        if array.dtype.kind not in "biuf" or array.dtype == bool:
+            raise InputError(f"{path}: MANO key {key!r} must be a numeric array, got {type(value).__name__} "
+                             f"{array.dtype}; {fix}")  # fmt: skip
+        array = array.astype(np.float64)
+        if not np.all(np.isfinite(array)):
+            raise InputError(f"{path}: MANO key {key!r} contains NaN or inf; {fix}")
+        return array
+
+    def integers(key: str) -> np.ndarray:
+        array = dense(key)
+        if array.size and not np.all(array == np.round(array)):
+            raise InputError(f"{path}: MANO key {key!r} must hold integers; {fix}")
+        return array.astype(np.int64)
+
+    v_template = dense("v_template")
+    if v_template.ndim != 2 or v_template.shape[-1] != 3:
+        raise InputError(f"{path}: MANO key 'v_template' has shape {v_template.shape}, expected (V, 3); {fix}")
     num_verts = v_template.shape[0]
     kintree = np.asarray(raw["kintree_table"]).astype(np.int64)
     parents = kintree[0].copy()
@@ -151,9 +174,56 @@ def read_mano_pickle(path: str | os.PathLike) -> ManoModelData:
         raise InputError(f"{path}: MANO key 'shapedirs' has shape {data.shapedirs.shape}, expected ({num_verts}, 3, S)")
     if tuple(parents.tolist()) != MANO_PARENTS:
         raise InputError(f"{path}: kintree_table parents {parents.tolist()} differ from MANO's {list(MANO_PARENTS)}")
-    if data.faces.ndim != 2 or data.faces.shape[1] != 3 or data.faces.min() < 0 or data.faces.max() >= num_verts:
-        raise InputError(f"{path}: MANO key 'f' must be (F, 3) vertex ids below {num_verts}")
+    if (
+        data.faces.ndim != 2
+        or data.faces.shape[1] != 3
+        or data.faces.size == 0
+        or data.faces.min() < 0
+        or data.faces.max() >= num_verts
+    ):
+        raise InputError(f"{path}: MANO key 'f' must be (F, 3) vertex ids below {num_verts}; {fix}")
+    _check_mano_ranges(data, fix)
     return data
+
+
+# Plausible ranges of a MANO model in metres (the official files: v_template spans ~0.2 m, |shapedirs| < 0.03 m per
+# unit beta, posedirs < 0.1 m, skinning weights in [0, 1] summing to 1 per vertex).
+_MAX_DENSE = 50_000_000
+_MAX_TEMPLATE_EXTENT_M = 1.0
+_MAX_SHAPEDIRS_M = 0.1
+_MAX_POSEDIRS_M = 1.0
+_WEIGHT_SUM_TOLERANCE = 1e-3
+
+
+def _check_mano_ranges(data: ManoModelData, fix: str) -> None:
+    """Value ranges of the model arrays (shapes are checked before): metres, weights, rotations."""
+    path = data.path
+    extent = float(np.ptp(data.v_template, axis=0).max())
+    if extent > _MAX_TEMPLATE_EXTENT_M:
+        raise InputError(
+            f"{path}: MANO key 'v_template' spans {extent:.4g} (expected metres, a hand spans ~0.2 m); the model looks "
+            "like millimetres: scale v_template, shapedirs and posedirs by 0.001"
+        )
+    largest = float(np.abs(data.shapedirs).max()) if data.shapedirs.size else 0.0
+    if largest > _MAX_SHAPEDIRS_M:
+        raise InputError(
+            f"{path}: MANO key 'shapedirs' reaches {largest:.4g} m per unit beta (expected < {_MAX_SHAPEDIRS_M:g}); "
+            f"{fix}"
+        )
+    largest = float(np.abs(data.posedirs).max()) if data.posedirs.size else 0.0
+    if largest > _MAX_POSEDIRS_M:
+        raise InputError(f"{path}: MANO key 'posedirs' reaches {largest:.4g} m (expected < {_MAX_POSEDIRS_M:g}); {fix}")
+    weights = data.weights
+    sums = weights.sum(axis=1)
+    if weights.min() < -1e-6 or weights.max() > 1 + 1e-6 or np.abs(sums - 1).max() > _WEIGHT_SUM_TOLERANCE:
+        raise InputError(
+            f"{path}: MANO key 'weights' must be skinning weights in [0, 1] summing to 1 per vertex, got range "
+            f"[{weights.min():.3g}, {weights.max():.3g}] and sums [{sums.min():.4g}, {sums.max():.4g}]; {fix}"
+        )
+    for key in ("hands_components", "hands_mean"):
+        largest = float(np.abs(getattr(data, key)).max())
+        if largest > 2 * np.pi:
+            raise InputError(f"{path}: MANO key {key!r} reaches {largest:.4g} rad (expected < 2 pi); {fix}")
 
 
 @dataclass

@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> dict:
     import torch
 
     from haco_grasp.data.synthetic import GraspWorldConfig, generate_grasps, hand_parts, touching_parts
-    from haco_grasp.geometry.volume import intersection_volume, max_penetration_depth
+    from haco_grasp.geometry.volume import intersection_volume
     from haco_grasp.info import git_commit
+    from haco_grasp.metrics import max_penetration_depth
 
     config = GraspWorldConfig()
     objects = args.objects.split(",") if args.objects else None
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> dict:
         arrays = (grasp.hand_verts, grasp.hand_joints, grasp.hand_pose, grasp.global_orient, grasp.transl)
         finite = all(np.all(np.isfinite(a)) for a in (*arrays, grasp.betas, grasp.hand_contact))
         volume = intersection_volume(grasp.hand_verts, grasp.hand_faces, grasp.obj_verts, grasp.obj_faces, pitch=0.002)
-        depth_mm = 1000.0 * max_penetration_depth(grasp.hand_verts, grasp.obj_verts, grasp.obj_faces)
+        depth_mm = max_penetration_depth(grasp.hand_verts, grasp.obj_verts, grasp.obj_faces)
         touching = touching_parts(grasp.hand_verts, grasp.obj_verts, grasp.obj_faces, parts, distance=0.002)
         digits = int(touching.digits.sum())
         rows.append(

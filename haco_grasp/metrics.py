@@ -6,8 +6,12 @@
 - :func:`contact_labels`: HACO's ground-truth contact rule (unsigned hand-vertex-to-surface distance < threshold),
   re-exported from :func:`haco_grasp.contact.labels.haco_contact_labels` with :data:`CONTACT_THRESHOLDS`.
 - :func:`contact_fraction`: fraction of frames in which the hand touches the object under that rule.
-- :func:`intersection_volume` (cm³) and :func:`max_penetration_depth` (mm): thin wrappers over
-  ``haco_grasp.geometry.volume``.
+- :func:`contact_ratio`: GraspTTA's contact ratio, the fraction of frames with a hand vertex inside the object or
+  within 5 mm of it (:func:`frames_in_contact` gives the per-frame flags).
+- :func:`intersection_volume` (cm³) and :func:`max_penetration_depth` (mm, the toolkit's one penetration-depth
+  metric): thin wrappers over ``haco_grasp.geometry.volume``.
+- :func:`simulate_grasps`: simulation displacement (cm), stable share, MuJoCo contacts; re-exported from
+  :mod:`haco_grasp.simulation` on first use (MuJoCo is not imported with this module).
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ __all__ = [
     "contact_fraction",
     "contact_labels",
     "contact_prf",
+    "contact_ratio",
+    "frames_in_contact",
     "intersection_volume",
     "max_penetration_depth",
     "mpjpe",
     "mpvpe",
+    "simulate_grasps",
 ]
 
 Alignment = Literal["none", "root", "procrustes"]
@@ -376,6 +383,57 @@ def contact_fraction(
     return touching / batch
 
 
+def frames_in_contact(
+    hand_verts: np.ndarray | Tensor,
+    obj_verts: np.ndarray | Tensor,
+    obj_faces: np.ndarray | Tensor,
+    threshold: float = 0.005,
+) -> np.ndarray:
+    """Per frame: is any hand vertex inside the object or within ``threshold`` of its surface (GraspTTA's rule)?
+
+    Unlike :func:`contact_fraction` (unsigned distance), a hand buried in the object counts as in contact.
+
+    Args:
+        hand_verts: (B, V, 3) or (V, 3) float, metres.
+        obj_verts: (Vo, 3) float (one object shared by all frames) or (B, Vo, 3) float (one pose per frame), metres.
+        obj_faces: (F, 3) int, object triangles (closed mesh: the inside test needs it).
+        threshold: contact distance, metres (GraspTTA: 5 mm).
+
+    Returns:
+        in_contact: (B,) bool.
+    """
+    from haco_grasp.geometry.sdf import signed_distance
+
+    _check_threshold(threshold)
+    hand = _as_batched_points(hand_verts, "hand_verts")
+    verts, faces = _object_arrays(obj_verts, obj_faces, hand.shape[0])
+    flags = np.zeros(hand.shape[0], dtype=bool)
+    for frame in range(hand.shape[0]):
+        frame_verts = verts if verts.ndim == 2 else verts[frame]
+        flags[frame] = float(np.min(signed_distance(hand[frame], frame_verts, faces))) < threshold
+    return flags
+
+
+def contact_ratio(
+    hand_verts: np.ndarray | Tensor,
+    obj_verts: np.ndarray | Tensor,
+    obj_faces: np.ndarray | Tensor,
+    threshold: float = 0.005,
+) -> float:
+    """GraspTTA's contact ratio: the fraction of frames :func:`frames_in_contact` marks (inside or within 5 mm).
+
+    Args:
+        hand_verts: (B, V, 3) or (V, 3) float, metres.
+        obj_verts: (Vo, 3) or (B, Vo, 3) float, metres.
+        obj_faces: (F, 3) int, closed object triangles.
+        threshold: contact distance, metres.
+
+    Returns:
+        ratio: float in [0, 1].
+    """
+    return float(frames_in_contact(hand_verts, obj_verts, obj_faces, threshold).mean())
+
+
 # --------------------------------------------------------------------------------------------------------------
 # volumes and depths (wrappers over haco_grasp.geometry.volume)
 
@@ -411,7 +469,10 @@ def max_penetration_depth(
 ) -> float:
     """Deepest hand vertex inside the object, in millimetres (0 without penetration).
 
-    Wraps ``haco_grasp.geometry.volume.max_penetration_depth`` (metres) for reports.
+    The toolkit's one penetration-depth metric (GraspTTA's definition: the distance to the surface of the deepest
+    hand vertex inside the object).
+
+    Built on ``haco_grasp.geometry.volume.penetration_depths`` (per vertex, metres).
 
     Args:
         hand_verts: (V, 3) float, metres.
@@ -421,6 +482,17 @@ def max_penetration_depth(
     Returns:
         depth: float, millimetres.
     """
-    from haco_grasp.geometry.volume import max_penetration_depth as _max_penetration_depth
+    from haco_grasp.geometry.volume import penetration_depths
 
-    return 1000.0 * float(_max_penetration_depth(hand_verts, obj_verts, obj_faces))
+    depths = penetration_depths(hand_verts, obj_verts, obj_faces)  # (V,) metres
+    return 1000.0 * float(depths.max()) if depths.size else 0.0
+
+
+def simulate_grasps(grasps, *args, **kwargs):
+    """Simulation displacement of grasps (MuJoCo); see :func:`haco_grasp.simulation.simulate_grasps`.
+
+    Imported on first call so that ``import haco_grasp.metrics`` does not load MuJoCo.
+    """
+    from haco_grasp.simulation import simulate_grasps as _simulate_grasps
+
+    return _simulate_grasps(grasps, *args, **kwargs)

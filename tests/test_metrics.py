@@ -18,6 +18,8 @@ from haco_grasp.metrics import (
     contact_fraction,
     contact_labels,
     contact_prf,
+    contact_ratio,
+    frames_in_contact,
     intersection_volume,
     max_penetration_depth,
     mpjpe,
@@ -348,6 +350,32 @@ def test_max_penetration_depth_wrapper_in_mm():
     obj = trimesh.creation.box(extents=(0.04, 0.04, 0.04))
     hand = np.array([[0.0, 0.0, 0.017], [0.0, 0.0, 0.05], [0.05, 0.0, 0.0]])  # deepest: 3 mm under the top face
     depth_mm = max_penetration_depth(hand, obj.vertices, obj.faces)
-    assert depth_mm == pytest.approx(1000.0 * volume_module.max_penetration_depth(hand, obj.vertices, obj.faces))
+    assert depth_mm == pytest.approx(1000.0 * volume_module.penetration_depths(hand, obj.vertices, obj.faces).max())
     assert depth_mm == pytest.approx(3.0, abs=1e-3)  # open3d computes in float32
     assert max_penetration_depth(hand[1:], obj.vertices, obj.faces) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_contact_ratio_graspttas_rule():
+    obj = trimesh.creation.box(extents=(0.04, 0.04, 0.04))
+    frames = np.stack(
+        [
+            np.array([[0.0, 0.0, 0.024], [0.1, 0.0, 0.0]]),  # 4 mm above the top face: in contact
+            np.array([[0.0, 0.0, 0.027], [0.1, 0.0, 0.0]]),  # 7 mm away: not
+            np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]),  # at the centre, 2 cm deep: inside counts as contact
+        ]
+    )
+    np.testing.assert_array_equal(frames_in_contact(frames, obj.vertices, obj.faces), [True, False, True])
+    assert contact_ratio(frames, obj.vertices, obj.faces) == pytest.approx(2 / 3)
+    assert contact_fraction(frames, obj.vertices, obj.faces, threshold=0.005) == pytest.approx(1 / 3)  # unsigned
+    assert contact_ratio(frames[1], obj.vertices, obj.faces, threshold=0.008) == 1.0
+    with pytest.raises(InputError):
+        contact_ratio(frames, obj.vertices, obj.faces, threshold=0.0)
+
+
+def test_metrics_import_does_not_load_mujoco():
+    import subprocess
+    import sys
+
+    code = "import sys, haco_grasp.metrics as m; print(callable(m.simulate_grasps), 'mujoco' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False"]

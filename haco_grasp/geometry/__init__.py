@@ -23,7 +23,7 @@ from haco_grasp.geometry.sdf import SdfGrid, inside_mesh, sdf_grid, signed_dista
 from haco_grasp.geometry.volume import (
     intersection_volume,
     intersection_volume_batch,
-    max_penetration_depth,
+    penetration_depths,
     voxelize_interior,
 )
 
@@ -49,7 +49,7 @@ __all__ = [
     "is_watertight",
     "knn_gather",
     "knn_points",
-    "max_penetration_depth",
+    "penetration_depths",
     "penetration_hinge",
     "point_mesh_distance",
     "sdf_contact",

@@ -15,7 +15,7 @@ from haco_grasp.errors import InputError
 from haco_grasp.geometry.mesh import cap_boundary, is_watertight
 from haco_grasp.geometry.sdf import _occupancy, _scene, _signed_distance_numpy, _to_numpy_mesh
 
-__all__ = ["voxelize_interior", "intersection_volume", "intersection_volume_batch", "max_penetration_depth"]
+__all__ = ["voxelize_interior", "intersection_volume", "intersection_volume_batch", "penetration_depths"]
 
 _M3_TO_CM3 = 1e6
 # Grid points tested against a mesh at once (bounds memory of huge grids).
@@ -186,10 +186,12 @@ def intersection_volume_batch(
     return volumes
 
 
-def max_penetration_depth(
+def penetration_depths(
     hand_verts: np.ndarray | Tensor, obj_verts: np.ndarray | Tensor, obj_faces: np.ndarray | Tensor
-) -> float:
-    """Deepest hand vertex inside the object, metres (0.0 when no vertex is inside).
+) -> np.ndarray:
+    """Depth of each hand vertex inside the object, metres (0 for vertices outside).
+
+    The report metric, the deepest one in millimetres, is :func:`haco_grasp.metrics.max_penetration_depth`.
 
     Args:
         hand_verts: (V, 3) float, hand vertices, metres; numpy or torch.
@@ -197,11 +199,11 @@ def max_penetration_depth(
         obj_faces: (F_o, 3) int, object faces.
 
     Returns:
-        depth in metres, >= 0 (open3d float32 precision).
+        depths: (V,) float64, metres, >= 0 (open3d float32 precision).
     """
     hand_np = _hand_array(hand_verts, batched=False)
     obj_np, obj_faces_np = _to_numpy_mesh(obj_verts, obj_faces)
     if hand_np.shape[0] == 0:
-        return 0.0
+        return np.zeros(0)
     sdf = _signed_distance_numpy(hand_np, obj_np, obj_faces_np)
-    return float(max(0.0, -sdf.min()))
+    return np.maximum(0.0, -np.asarray(sdf, dtype=np.float64))

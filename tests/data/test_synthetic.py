@@ -17,9 +17,10 @@ from haco_grasp.data.synthetic import (
     touching_parts,
 )
 from haco_grasp.errors import InputError
-from haco_grasp.geometry.volume import intersection_volume, max_penetration_depth
+from haco_grasp.geometry.volume import intersection_volume
 from haco_grasp.hand.assets import synthetic_mano_root
 from haco_grasp.hand.mano import load_mano
+from haco_grasp.metrics import max_penetration_depth
 
 OBJECTS = ["can", "thin_plate", "tool"]
 
@@ -57,7 +58,7 @@ def test_physical_quality(grasps):
     for g in grasps:
         volume = intersection_volume(g.hand_verts, g.hand_faces, g.obj_verts, g.obj_faces, pitch=0.002)
         assert volume < 0.5, (g.object_name, volume)
-        assert max_penetration_depth(g.hand_verts, g.obj_verts, g.obj_faces) < 0.0011
+        assert max_penetration_depth(g.hand_verts, g.obj_verts, g.obj_faces) < 1.1  # mm
         touching = touching_parts(g.hand_verts, g.obj_verts, g.obj_faces, parts, distance=0.0021)
         digits = int(touching.digits.sum())
         assert digits >= 3 or (digits >= 2 and touching.palm), (g.object_name, g.meta["contact_digits"])

@@ -13,7 +13,7 @@ from haco_grasp.errors import InputError
 from haco_grasp.geometry.volume import (
     intersection_volume,
     intersection_volume_batch,
-    max_penetration_depth,
+    penetration_depths,
     voxelize_interior,
 )
 
@@ -123,12 +123,15 @@ def test_batch_equals_single_calls_and_accepts_torch():
     assert intersection_volume_batch(np.zeros((0, 8, 3)), hand.faces, obj.vertices, obj.faces).shape == (0,)
 
 
-def test_max_penetration_depth_in_a_box():
+def test_penetration_depths_in_a_box():
     box = trimesh.creation.box((0.04, 0.04, 0.04))
     hand = np.array([[0.015, 0.0, 0.0], [0.001, 0.002, -0.003], [0.05, 0.0, 0.0]])
-    assert max_penetration_depth(hand, box.vertices, box.faces) == pytest.approx(0.017, abs=1e-6)
-    assert max_penetration_depth(torch.as_tensor(hand[:1]), box.vertices, box.faces) == pytest.approx(0.005, abs=1e-6)
-    assert max_penetration_depth(hand[2:] + 0.1, box.vertices, box.faces) == 0.0
+    depths = penetration_depths(hand, box.vertices, box.faces)
+    np.testing.assert_allclose(depths, [0.005, 0.017, 0.0], atol=1e-6)  # metres, 0 outside
+    assert depths.max() == pytest.approx(0.017, abs=1e-6)
+    tensor_depths = penetration_depths(torch.as_tensor(hand[:1]), box.vertices, box.faces)
+    assert tensor_depths.max() == pytest.approx(0.005, abs=1e-6)
+    assert penetration_depths(hand[2:] + 0.1, box.vertices, box.faces).max() == 0.0
 
 
 def test_invalid_inputs_raise_input_error():

@@ -284,6 +284,12 @@ def _prescan(data: bytes, source: str) -> None:
     try:
         for opcode, arg, position in pickletools.genops(stream):
             count += 1
+            if opcode.name == "FRAME" and isinstance(arg, int) and arg > len(data) - stream.tell():
+                raise InputError(
+                    f"{source}: not a readable pickle (a frame of {arg:,} bytes at byte {position}, but only "
+                    f"{len(data) - stream.tell():,} remain); a length prefix points past the end of the file, or the "
+                    "file is truncated; check the file"
+                )
             if opcode.name in _PUTS and isinstance(arg, int) and arg > count:
                 raise InputError(
                     f"{source}: memo index {arg:,} at byte {position} exceeds the {count:,} opcodes read so far; {_FIX}"

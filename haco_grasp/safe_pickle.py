@@ -402,7 +402,8 @@ class _Walker:
             state = {str(k).lstrip("_"): self(v) for k, v in obj.state.items()} if isinstance(obj.state, dict) else {}
             try:
                 if obj.fmt == "coo":
-                    return sp.coo_matrix((state["data"], (state["row"], state["col"])), shape=tuple(state["shape"]))
+                    row, col = state["coords"] if "coords" in state else (state["row"], state["col"])
+                    return sp.coo_matrix((state["data"], (row, col)), shape=tuple(state["shape"]))
                 ctor = sp.csc_matrix if obj.fmt == "csc" else sp.csr_matrix
                 return ctor((state["data"], state["indices"], state["indptr"]), shape=tuple(state["shape"]))
             except (KeyError, TypeError, ValueError, IndexError) as exc:

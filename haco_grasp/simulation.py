@@ -697,8 +697,9 @@ def simulate_grasps(
     Args:
         grasps: :class:`~haco_grasp.data.grasp.Grasp` records (hand vertices and posed object in one world frame).
         protocol: ``"obman"``, ``"hold"`` or a :class:`SimProtocol` (see the module docstring).
-        workers: CPU processes (spawned; None: one per core up to 8). Each is a fresh interpreter that imports
-            MuJoCo, so use 1 for a handful of grasps.
+        workers: CPU processes (None: one per core up to 8). They are spawned (fresh interpreters importing MuJoCo
+            and numpy, ~0.5 s each), so a script calling this with ``workers > 1`` needs the usual
+            ``if __name__ == "__main__":`` guard; use 1 for a handful of grasps.
         seed: CoACD seed (part of the decomposition's cache key).
         mano_root: MANO folder whose skinning weights split the hand into parts; None uses ``grasp.meta
             ["mano_root"]`` when set, else the license-free synthetic hand (the synthetic benchmarks' hand).

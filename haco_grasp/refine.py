@@ -69,6 +69,7 @@ import pickle
 import platform
 import shutil
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -326,7 +327,7 @@ def _read_contact_file(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise InputError(
             f"{label}: not a readable .npz ({type(exc).__name__}: {exc}); write it with numpy.savez(path, "
             "sample_id=..., hand_contact=...)"

@@ -165,6 +165,11 @@ class RefineConfig:
         dist_timeout_s: timeout of the collective operations under torchrun, seconds.
         dist_connect_timeout_s: how long the ranks wait for each other at the start under torchrun, seconds
             (``$HACO_GRASP_DIST_CONNECT_TIMEOUT_S`` overrides it); a rank started without its peers stops after it.
+    Outputs besides ``<out>`` (:mod:`haco_grasp.refine_outputs`; ``<out>.frames.csv``, the per-frame metrics, always):
+        report: write ``<out>.report.html``, the interactive report (3-D views, metric table, loss curves).
+        report_frames: frames (the first) with a 3-D view in the report.
+        export_meshes: folder for PLY meshes per frame (input / refined / target hand, object); None: none.
+        export_contactopt: file for the ContactOpt-format results (``optimized_<split>.pkl``); None: none.
     """
 
     pred: str | os.PathLike = ""
@@ -187,6 +192,10 @@ class RefineConfig:
     metrics_pitch: float = 0.002
     dist_timeout_s: float = 6 * 3600.0
     dist_connect_timeout_s: float = 120.0
+    report: bool = True
+    report_frames: int = 12
+    export_meshes: str | os.PathLike | None = None
+    export_contactopt: str | os.PathLike | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict (paths as text, ``optimize`` as its own dict)."""
@@ -601,6 +610,7 @@ class RefinedSample:
     iterations: int
     seconds: float
     contact_oracle: bool = False
+    loss_history: dict[str, np.ndarray] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The sample as stored in the pickle."""
@@ -611,7 +621,8 @@ class RefinedSample:
         """Validate one stored sample (``where`` names it in errors)."""
         if not isinstance(raw, dict):
             raise InputError(f"{where}: expected a dict, got {type(raw).__name__}")
-        missing = [item.name for item in fields(cls) if item.name not in raw and item.name != "contact_oracle"]
+        optional = ("contact_oracle", "loss_history")
+        missing = [item.name for item in fields(cls) if item.name not in raw and item.name not in optional]
         if missing:
             raise InputError(f"{where}: missing field {missing[0]!r}; the file is not a complete {REFINED_FORMAT}")
         values = dict(raw)
@@ -621,6 +632,12 @@ class RefinedSample:
             values[name] = None if raw[name] is None else _as_numpy(raw[name], f"{where}.{name}", shape)
         if raw["mano_side"] not in ("right", "left"):
             raise InputError(f"{where}.mano_side: expected 'right' or 'left', got {raw['mano_side']!r}")
+        history = raw.get("loss_history")
+        if history is not None:
+            if not isinstance(history, dict):
+                raise InputError(f"{where}.loss_history: expected a dict term -> (T,) array, got {type(history)}")
+            values["loss_history"] = {str(k): _as_numpy(v, f"{where}.loss_history[{k!r}]", (None,))
+                                      for k, v in history.items()}  # fmt: skip
         known = {item.name for item in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -644,6 +661,7 @@ class RefinedFile:
     world_size: int
     metrics: dict | None
     format: str = REFINED_FORMAT
+    frame_metrics: list[dict] | None = None
 
     def by_id(self) -> dict[str, RefinedSample]:
         """Samples keyed by ``sample_id``."""
@@ -669,12 +687,12 @@ def load_refined(path: str | os.PathLike) -> RefinedFile:
     if not isinstance(raw, dict) or raw.get("format") != REFINED_FORMAT:
         got = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
         raise InputError(f"{label}: header 'format' expected {REFINED_FORMAT!r}, got {got!r}; is this refine output?")
-    header = [item.name for item in fields(RefinedFile) if item.name != "samples"]
+    header = [item.name for item in fields(RefinedFile) if item.name not in ("samples", "frame_metrics")]
     missing = [name for name in header if name not in raw]
     if missing or not isinstance(raw.get("samples"), list):
         raise InputError(f"{label}: header field {(missing or ['samples'])[0]!r} missing or malformed")
     samples = [RefinedSample.from_dict(s, f"{label}: samples[{i}]") for i, s in enumerate(raw["samples"])]
-    return RefinedFile(samples=samples, **{name: raw[name] for name in header})
+    return RefinedFile(samples=samples, frame_metrics=raw.get("frame_metrics"), **{name: raw[name] for name in header})
 
 
 def _records(
@@ -712,6 +730,7 @@ def _records(
             iterations=int(result.iterations),
             seconds=float(seconds / len(predictions)),
             contact_oracle=bool(targets.oracle),
+            loss_history={term: f32(values[:, b]) for term, values in result.loss_history.items()},
         )
         out.append(sample.to_dict())
     return out
@@ -855,6 +874,14 @@ def _plan(config: RefineConfig) -> _Plan:
         raise InputError(f"--contact-file is read only with --contact file, got --contact {config.contact}")
     _positive_int(config.batch_size, "--batch-size")
     _positive_int(config.limit, "--limit", allow_none=True)
+    frames_ok = isinstance(config.report_frames, (int, np.integer)) and not isinstance(config.report_frames, bool)
+    if not frames_ok or config.report_frames < 0:
+        raise InputError(f"--report-frames: expected an integer >= 0, got {config.report_frames!r}")
+    if config.export_meshes is not None and Path(config.export_meshes).expanduser().is_file():
+        raise InputError(f"--export-meshes {config.export_meshes}: is a file; expected a folder for the PLY meshes")
+    if config.export_contactopt is not None and Path(config.export_contactopt).expanduser().is_dir():
+        raise InputError(f"--export-contactopt {config.export_contactopt}: is a folder; expected a file name such as "
+                         "optimized_test.pkl")  # fmt: skip
     if config.dtype not in ("float32", "float64"):
         raise InputError(f"dtype: expected 'float32' or 'float64', got {config.dtype!r}")
     if not (isinstance(config.contact_threshold, (int, float)) and config.contact_threshold > 0):
@@ -1430,6 +1457,37 @@ def _metrics(plan: _Plan, inputs: _Inputs, records: dict[str, dict[str, Any]]) -
     return rows, markdown_table(rows, title=title)
 
 
+def _frames(plan: _Plan, inputs: _Inputs, records: dict[str, dict[str, Any]]) -> list[Any]:
+    """Per-frame metrics and views (:func:`haco_grasp.refine_outputs.build_frames`), in prediction order."""
+    from haco_grasp.refine_outputs import build_frames
+
+    samples = [(inputs.grasp(pred), records[pred.sample_id]) for pred in plan.predictions]
+    return build_frames(samples, plan.config.contact, pitch=plan.config.metrics_pitch,
+                        contact_threshold=plan.config.contact_threshold, progress=plan.config.progress)  # fmt: skip
+
+
+def _write_outputs(plan: _Plan, frames: list[Any]) -> None:
+    """``<out>.frames.csv`` and the optional report, meshes and ContactOpt export."""
+    from haco_grasp.refine_outputs import write_outputs
+
+    config = plan.config
+    notes = [f"{len(frames)} frames of {plan.pred} refined {_now()}; contact source {config.contact}, preset "
+             f"{plan.preset}, device {plan.device}; output {plan.out}"]  # fmt: skip
+    written = write_outputs(
+        frames,
+        plan.out.with_name(plan.out.name + ".frames.csv"),
+        meshes_dir=config.export_meshes,
+        contactopt_path=config.export_contactopt,
+        report_path=plan.out.with_name(plan.out.name + ".report.html") if config.report else None,
+        report_frames=int(config.report_frames),
+        title=f"haco-grasp refine: {plan.out.name}",
+        notes=notes,
+    )
+    for key, value in written.items():
+        where = value if not isinstance(value, list) else f"{len(value)} files in {config.export_meshes}"
+        logger.info("refine: wrote %s: %s", key, where)
+
+
 def _merge(plan: _Plan, inputs: _Inputs) -> tuple[dict | None, str | None]:
     """Collect every sample from the partial folder, score it, write ``<out>`` and remove the partial folder."""
     ids = [pred.sample_id for pred in plan.predictions]
@@ -1442,6 +1500,7 @@ def _merge(plan: _Plan, inputs: _Inputs) -> tuple[dict | None, str | None]:
     metrics = table = None
     if plan.config.dexycb is not None:
         metrics, table = _metrics(plan, inputs, records)
+    frames = _frames(plan, inputs, records)
     payload = {
         "format": REFINED_FORMAT,
         "source_file": str(plan.pred.resolve()),
@@ -1458,9 +1517,11 @@ def _merge(plan: _Plan, inputs: _Inputs) -> tuple[dict | None, str | None]:
         "world_size": plan.world_size,
         "n_samples": len(ids),
         "metrics": metrics,
+        "frame_metrics": [frame.metrics.to_row() for frame in frames],
         "samples": [records[sample_id] for sample_id in ids],
     }
     atomic_write_bytes(plan.out, pickle.dumps(payload, protocol=PICKLE_PROTOCOL))
+    _write_outputs(plan, frames)
     shutil.rmtree(plan.partial, ignore_errors=True)
     return metrics, table
 
@@ -1595,6 +1656,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="refine only the first N samples")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--restart", action="store_true", help="discard partial results of an earlier run")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not write OUT.report.html, the interactive report (OUT.frames.csv is always "
+                        "written)")  # fmt: skip
+    parser.add_argument("--report-frames", type=int, default=12, metavar="N",
+                        help="frames with a 3-D view in the report (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--export-meshes", metavar="DIR", default=None,
+                        help="write PLY meshes per frame, contact as vertex colours: input / refined / target hand, "
+                        "object (default: none)")  # fmt: skip
+    parser.add_argument("--export-contactopt", metavar="PATH", default=None,
+                        help="write the results in ContactOpt's optimized_<split>.pkl format (default: "
+                        "none)")  # fmt: skip
 
 
 def config_from_args(args: argparse.Namespace) -> RefineConfig:
@@ -1614,4 +1686,8 @@ def config_from_args(args: argparse.Namespace) -> RefineConfig:
         limit=args.limit,
         progress=not args.no_progress,
         restart=args.restart,
+        report=not args.no_report,
+        report_frames=args.report_frames,
+        export_meshes=args.export_meshes,
+        export_contactopt=args.export_contactopt,
     )

@@ -7,6 +7,10 @@ refinement has penetration to remove. The optimizer is shrunk to a few iteration
 
 from __future__ import annotations
 
+import csv
+import re
+import shutil
+import subprocess
 import types
 from pathlib import Path
 
@@ -62,16 +66,108 @@ def tiny_presets(monkeypatch):
     monkeypatch.setitem(PRESETS, "fast", TINY)
 
 
-def test_refine_runs_on_generic_npz_with_both_hands(own_data, tiny_presets, capsys):
+@pytest.fixture(scope="module")
+def refined_run(own_data):
+    """``refine`` on the generic file with every output: CSV, meshes, ContactOpt export, HTML report."""
     out = own_data.root / "run" / "refined.pkl"
-    code = main(["refine", "--pred", str(own_data.pred), "--objects", str(own_data.objects), "--out", str(out),
-                 "--mano-root", "synthetic", "--contact", "geometric", "--no-progress"])  # fmt: skip
-    assert code == 0, capsys.readouterr().err
-    refined = load_refined(out)
+    argv = ["refine", "--pred", str(own_data.pred), "--objects", str(own_data.objects), "--out", str(out),
+            "--mano-root", "synthetic", "--contact", "geometric", "--no-progress", "--export-meshes",
+            str(own_data.root / "meshes"), "--export-contactopt", str(own_data.root / "co.pkl")]  # fmt: skip
+    saved = PRESETS["fast"]
+    PRESETS["fast"] = TINY
+    try:
+        code = main(argv)
+    finally:
+        PRESETS["fast"] = saved
+    assert code == 0
+    return types.SimpleNamespace(out=out, csv=out.with_name("refined.pkl.frames.csv"),
+                                 html=out.with_name("refined.pkl.report.html"), meshes=own_data.root / "meshes",
+                                 contactopt=own_data.root / "co.pkl")  # fmt: skip
+
+
+def test_refine_runs_on_generic_npz_with_both_hands(refined_run):
+    refined = load_refined(refined_run.out)
     assert [s.sample_id for s in refined.samples] == ["right_0", "left_0"]
     assert [s.mano_side for s in refined.samples] == ["right", "left"]
     assert all(s.ycb_id == -1 and s.iterations == TINY.n_iter for s in refined.samples)
     assert all(np.isfinite(s.hand_verts).all() and s.target_hand_contact.sum() > 0 for s in refined.samples)
+    assert all(len(s.loss_history["penetration"]) == TINY.n_iter for s in refined.samples)
+
+
+def test_per_frame_metrics_in_csv_and_output_file(refined_run, own_data):
+    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.metrics import max_penetration_depth
+    from haco_grasp.refine_outputs import CSV_COLUMNS
+
+    with refined_run.csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == list(CSV_COLUMNS) and [r["sample_id"] for r in rows] == ["right_0", "left_0"]
+    refined = load_refined(refined_run.out)
+    assert [m["sample_id"] for m in refined.frame_metrics] == ["right_0", "left_0"]
+    capsule = trimesh.load(own_data.objects / "capsule.ply", process=False)
+    for row, stored, sample in zip(rows, refined.frame_metrics, refined.samples, strict=True):
+        assert row["side"] == sample.mano_side and row["object"] == "capsule.ply"
+        # recomputed independently from the stored refined hand and object pose
+        posed = np.asarray(capsule.vertices) @ sample.obj_pose[:, :3].T.astype(float) + sample.obj_pose[:, 3]
+        depth = max_penetration_depth(sample.hand_verts.astype(float), posed, np.asarray(capsule.faces))
+        assert float(row["penetration_mm_refined"]) == pytest.approx(depth, rel=1e-3, abs=1e-3)
+        labels = hand_contact_labels(sample.hand_verts.astype(float), posed, np.asarray(capsule.faces))
+        assert int(row["contact_verts_refined"]) == stored["contact_verts_refined"] == int(labels.sum())
+        assert stored["penetration_mm_input"] > 0.5  # the inputs were pushed 8 mm into the object
+        assert stored["contact_verts_target"] == int((sample.target_hand_contact >= 0.5).sum())
+
+
+def test_meshes_and_contactopt_export(refined_run):
+    from contactopt_bridge.contactopt_io import read_contactopt_pickle
+
+    names = sorted(p.name for p in refined_run.meshes.iterdir())
+    assert names == sorted(f"{s}_{k}.ply" for s in ("right_0", "left_0")
+                           for k in ("input_hand", "refined_hand", "target_hand", "object"))  # fmt: skip
+    refined = load_refined(refined_run.out)
+    mesh = trimesh.load(refined_run.meshes / "left_0_refined_hand.ply", process=False)
+    np.testing.assert_allclose(mesh.vertices, refined.samples[1].hand_verts, atol=1e-6)
+    red = mesh.visual.vertex_colors[:, 0].astype(int) - mesh.visual.vertex_colors[:, 1].astype(int) > 100
+    assert int(red.sum()) == refined.frame_metrics[1]["contact_verts_refined"]  # contact drawn red
+    entries = read_contactopt_pickle(refined_run.contactopt)
+    assert len(entries) == 2 and entries[1]["out_ho"].is_left
+    np.testing.assert_allclose(entries[0]["out_ho"].hand_verts, refined.samples[0].hand_verts, atol=1e-6)
+
+
+def test_html_report_is_self_contained(refined_run):
+    text = refined_run.html.read_text(encoding="utf-8")
+    assert text.count('<div id="frame-') == 2 and "right_0" in text and "left_0" in text
+    assert not re.search(r"<script[^>]*\bsrc=", text) and "plotly.js" in text  # plotly.js is embedded, nothing fetched
+    assert "Loss curves" in text and "contact_f1_refined" in text
+
+
+def _chromium() -> str | None:
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs chromium (apt-get install -y chromium)")
+def test_html_report_renders_in_headless_chromium(refined_run, tmp_path):
+    """The report opened in headless Chromium shows the 3-D views (WebGL meshes), not a blank page."""
+    from PIL import Image
+
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--enable-unsafe-swiftshader", f"--screenshot={shot}", "--window-size=1200,900",
+             "--virtual-time-budget=15000"]  # fmt: skip
+    page = refined_run.html.with_name("views_only.html")
+    text = refined_run.html.read_text(encoding="utf-8")
+    # show only the 3-D views, so that the first fills the screenshot (headless screenshots of a scrolled page
+    # come out blank)
+    page.write_text(text.replace("</head>", "<style>body > *:not(.frame) {display: none;}</style></head>"),
+                    encoding="utf-8")  # fmt: skip
+    subprocess.run([_chromium(), *flags, page.as_uri()], check=True, timeout=120, capture_output=True)
+    shutil.copy(shot, refined_run.html.with_name("report_screenshot.png"))  # kept beside the report for a look
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    skin = (np.abs(image - [237, 191, 158]).sum(-1) < 60).mean()  # hand colour of the contact scale
+    red = ((image[..., 0] > 150) & (image[..., 1] < 90) & (image[..., 2] < 90)).mean()
+    blue = ((image[..., 2] > 150) & (image[..., 0] < 160) & (image[..., 2] - image[..., 0] > 40)).mean()
+    assert image.std() > 10, "blank screenshot"
+    assert skin + red > 0.005 and blue > 0.005, f"no hand / object drawn: skin {skin:.4f} red {red:.4f} blue {blue:.4f}"
 
 
 def test_mano_root_synthetic_names_the_shipped_hand(monkeypatch):

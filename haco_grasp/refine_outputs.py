@@ -1,0 +1,339 @@
+"""What ``haco-grasp refine`` writes besides ``refined.pkl``: per-frame metrics, meshes, a ContactOpt export, a report.
+
+Per frame (:class:`FrameMetrics`, no ground truth needed; the input is the prediction, the refined grasp the output):
+
+- ``penetration_mm_*``: deepest hand vertex inside the object; ``intersection_cm3_*``: hand-object volume (object
+  voxelised at ``pitch``); ``penetrating_verts_*``: hand vertices inside the (closed) object.
+- ``contact_verts_*``: hand vertices within ``contact_threshold`` (1 cm) of, or inside, the object (the grasp's
+  achieved contact); ``contact_verts_target``: vertices the contact target marks as in contact (probability sources:
+  ``>= 0.5``; ``deepcontact``, whose targets are ContactOpt contact values, ``>= 0.1``, about 1 cm:
+  :data:`TARGET_THRESHOLDS`); ``contact_f1_*``: F1 of the achieved against the target contact (NaN when undefined).
+- ``hand_shift_mm``: mean vertex displacement input -> refined; ``loss``, ``iterations``, ``seconds`` of the run.
+
+Files (:func:`write_outputs`): ``<out>.frames.csv`` (one row per frame, :data:`CSV_COLUMNS`); with ``meshes_dir``
+four PLY files per frame, ``<sample>_{input,refined,target}_hand.ply`` and ``<sample>_object.ply``, hand vertex
+colours = contact (skin -> red: the achieved 1 cm contact of the input and refined hands; the target on the
+refined hand, scaled so that its contact threshold is the middle colour); with ``contactopt_path`` ContactOpt's
+``optimized_<split>.pkl`` format
+(:func:`contactopt_bridge.contactopt_io.write_contactopt_results`; ``gt_ho`` is the ground truth when known, else
+the input); with ``report_path`` the interactive HTML report (:mod:`haco_grasp.viz.html_report`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from haco_grasp.atomic import atomic_write_bytes
+from haco_grasp.data.grasp import Grasp
+from haco_grasp.errors import InputError
+
+__all__ = [
+    "CSV_COLUMNS",
+    "TARGET_THRESHOLDS",
+    "FrameMetrics",
+    "RefinedFrame",
+    "build_frames",
+    "penetrating_vertices",
+    "refined_grasp",
+    "target_contact_labels",
+    "write_outputs",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Contact sources whose hand targets are ContactOpt contact values, and the value meaning "in contact" (~1 cm).
+TARGET_THRESHOLDS: dict[str, float] = {"deepcontact": 0.1}
+_PROBABILITY_THRESHOLD = 0.5
+
+
+@dataclass
+class FrameMetrics:
+    """Per-frame figures of one refined sample (module docstring: definitions). NaN: undefined."""
+
+    sample_id: str
+    side: str
+    object: str
+    loss: float
+    iterations: int
+    seconds: float
+    penetration_mm_input: float
+    penetration_mm_refined: float
+    intersection_cm3_input: float
+    intersection_cm3_refined: float
+    penetrating_verts_input: int
+    penetrating_verts_refined: int
+    contact_verts_input: int
+    contact_verts_refined: int
+    contact_verts_target: int
+    contact_f1_input: float
+    contact_f1_refined: float
+    hand_shift_mm: float
+
+    def to_row(self) -> dict[str, str | int | float]:
+        """The metrics as a dict of builtins (CSV row, output-file entry)."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+
+#: Columns of ``<out>.frames.csv``, in order.
+CSV_COLUMNS: tuple[str, ...] = tuple(item.name for item in fields(FrameMetrics))
+
+
+@dataclass
+class RefinedFrame:
+    """One refined sample with everything the outputs need.
+
+    before / after: the input and refined grasps (world frame, metres). target_hand: (778,) float target contact or
+    None. target_threshold: the target value meaning "in contact". loss_history: term -> (T,) per-iteration values
+    or None. penetrating_before / penetrating_after: (778,) bool hand vertices inside the object. metrics: the row.
+    """
+
+    before: Grasp
+    after: Grasp
+    target_hand: np.ndarray | None
+    target_threshold: float
+    loss_history: dict[str, np.ndarray] | None
+    penetrating_before: np.ndarray
+    penetrating_after: np.ndarray
+    metrics: FrameMetrics
+
+    def target_display(self) -> np.ndarray | None:
+        """(778,) the target scaled to [0, 1] for colour maps, its contact threshold at 0.5 (None: no target)."""
+        if self.target_hand is None:
+            return None
+        return np.clip(np.asarray(self.target_hand, np.float64) * (0.5 / self.target_threshold), 0.0, 1.0)
+
+
+def refined_grasp(grasp: Grasp, record: Mapping) -> Grasp:
+    """The input grasp with the refined hand and object pose of one ``refined.pkl`` sample record.
+
+    Args:
+        grasp: the input grasp.
+        record: ``global_orient``, ``hand_pose``, ``betas``, ``transl``, ``hand_verts`` (778, 3), ``hand_joints``
+            (21, 3), ``obj_pose`` (3, 4) [R | t].
+
+    Returns:
+        Grasp (float64 arrays); contact labels are those of the input.
+    """
+    pose = np.asarray(record["obj_pose"], np.float64)
+    return grasp.with_hand(
+        **{k: np.asarray(record[k], np.float64) for k in ("global_orient", "hand_pose", "betas", "transl")},
+        hand_verts=np.asarray(record["hand_verts"], np.float64),
+        hand_joints=np.asarray(record["hand_joints"], np.float64),
+        obj_rotation=pose[:, :3].copy(),
+        obj_translation=pose[:, 3].copy(),
+    )
+
+
+def target_contact_labels(target: np.ndarray, contact_source: str) -> np.ndarray:
+    """(778,) bool: the vertices a contact target marks as in contact (:data:`TARGET_THRESHOLDS`, else >= 0.5)."""
+    return np.asarray(target, np.float64) >= TARGET_THRESHOLDS.get(contact_source, _PROBABILITY_THRESHOLD)
+
+
+def penetrating_vertices(grasp: Grasp) -> np.ndarray:
+    """(778,) bool: hand vertices inside the grasp's object (all False for an object mesh that is not closed)."""
+    from haco_grasp.geometry.mesh import is_watertight
+    from haco_grasp.geometry.sdf import inside_mesh
+
+    if not is_watertight(grasp.obj_faces):
+        return np.zeros(len(grasp.hand_verts), dtype=bool)
+    return np.asarray(inside_mesh(np.asarray(grasp.hand_verts), grasp.obj_verts, grasp.obj_faces), dtype=bool)
+
+
+def _f1(achieved: np.ndarray, target: np.ndarray | None) -> float:
+    if target is None:
+        return math.nan
+    true_positive = float(np.sum(achieved & target))
+    if not achieved.any() or not target.any():
+        return math.nan
+    precision, recall = true_positive / achieved.sum(), true_positive / target.sum()
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def build_frames(
+    samples: Sequence[tuple[Grasp, Mapping]],
+    contact_source: str,
+    pitch: float = 0.002,
+    contact_threshold: float = 0.01,
+    progress: bool = False,
+) -> list[RefinedFrame]:
+    """Per-frame metrics and views of refined samples.
+
+    Args:
+        samples: (input grasp, ``refined.pkl`` sample record) pairs, in output order.
+        contact_source: the run's contact source (sets the target's contact threshold).
+        pitch: voxel size of the intersection volume, metres.
+        contact_threshold: distance of the achieved contact labels, metres.
+        progress: show a progress bar.
+
+    Returns:
+        One :class:`RefinedFrame` per sample.
+    """
+    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.metrics import intersection_volume, max_penetration_depth
+
+    iterator = samples
+    if progress and len(samples) > 1:
+        from tqdm import tqdm
+
+        iterator = tqdm(samples, desc="per-frame metrics", unit="frame")
+    threshold = TARGET_THRESHOLDS.get(contact_source, _PROBABILITY_THRESHOLD)
+    frames = []
+    for before, record in iterator:
+        after = refined_grasp(before, record)
+        raw_target = record.get("target_hand_contact")
+        target = None if raw_target is None else np.asarray(raw_target, np.float64)
+        target_labels = None if target is None else target >= threshold
+        achieved, penetrating, volume, depth = {}, {}, {}, {}
+        for name, grasp in (("input", before), ("refined", after)):
+            obj_verts = grasp.obj_verts
+            achieved[name] = np.asarray(
+                hand_contact_labels(grasp.hand_verts, obj_verts, grasp.obj_faces, contact_threshold), bool
+            )
+            penetrating[name] = penetrating_vertices(grasp)
+            volume[name] = intersection_volume(grasp.hand_verts, grasp.hand_faces, obj_verts, grasp.obj_faces, pitch)
+            depth[name] = max_penetration_depth(grasp.hand_verts, obj_verts, grasp.obj_faces)
+        history = record.get("loss_history")
+        metrics = FrameMetrics(
+            sample_id=str(record["sample_id"]),
+            side=str(before.side),
+            object=str(before.meta.get("object", before.object_name)),
+            loss=float(record["loss"]),
+            iterations=int(record["iterations"]),
+            seconds=float(record["seconds"]),
+            penetration_mm_input=float(depth["input"]),
+            penetration_mm_refined=float(depth["refined"]),
+            intersection_cm3_input=float(volume["input"]),
+            intersection_cm3_refined=float(volume["refined"]),
+            penetrating_verts_input=int(penetrating["input"].sum()),
+            penetrating_verts_refined=int(penetrating["refined"].sum()),
+            contact_verts_input=int(achieved["input"].sum()),
+            contact_verts_refined=int(achieved["refined"].sum()),
+            contact_verts_target=-1 if target_labels is None else int(target_labels.sum()),
+            contact_f1_input=_f1(achieved["input"], target_labels),
+            contact_f1_refined=_f1(achieved["refined"], target_labels),
+            hand_shift_mm=float(np.linalg.norm(after.hand_verts - before.hand_verts, axis=1).mean() * 1000.0),
+        )
+        frames.append(
+            RefinedFrame(
+                before=before.with_hand(hand_contact=achieved["input"].astype(np.float64)),
+                after=after.with_hand(hand_contact=achieved["refined"].astype(np.float64)),
+                target_hand=target,
+                target_threshold=threshold,
+                loss_history=None if history is None else {k: np.asarray(v, np.float64) for k, v in history.items()},
+                penetrating_before=penetrating["input"],
+                penetrating_after=penetrating["refined"],
+                metrics=metrics,
+            )
+        )
+    return frames
+
+
+def _write_csv(path: Path, frames: Sequence[RefinedFrame]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for frame in frames:
+        row = frame.metrics.to_row()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    return atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def _safe_name(sample_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
+
+
+def _export_meshes(folder: Path, frames: Sequence[RefinedFrame]) -> list[Path]:
+    """Four PLY files per frame (module docstring); returns the paths."""
+    import trimesh
+
+    from haco_grasp.viz.colormap import OBJECT_PALETTE, contact_colors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for frame in frames:
+        stem = _safe_name(frame.metrics.sample_id)
+        hands = {
+            "input": (frame.before.hand_verts, frame.before.hand_contact),
+            "refined": (frame.after.hand_verts, frame.after.hand_contact),
+        }
+        if frame.target_hand is not None:
+            hands["target"] = (frame.after.hand_verts, frame.target_display())
+        for name, (verts, contact) in hands.items():
+            colours = (contact_colors(contact) * 255).round().astype(np.uint8)
+            mesh = trimesh.Trimesh(verts, frame.after.hand_faces, vertex_colors=colours, process=False)
+            written.append(folder / f"{stem}_{name}_hand.ply")
+            atomic_write_bytes(written[-1], mesh.export(file_type="ply"))
+        grey = (np.array(OBJECT_PALETTE[0]) * 255).astype(np.uint8)
+        obj = trimesh.Trimesh(frame.after.obj_verts, frame.after.obj_faces, process=False,
+                              vertex_colors=np.tile(grey, (len(frame.after.obj_verts), 1)))  # fmt: skip
+        written.append(folder / f"{stem}_object.ply")
+        atomic_write_bytes(written[-1], obj.export(file_type="ply"))
+    return written
+
+
+def _export_contactopt(path: Path, frames: Sequence[RefinedFrame], ground_truth: Sequence[Grasp] | None) -> Path:
+    from contactopt_bridge.contactopt_io import hand_object_from_grasp, write_contactopt_results
+
+    if ground_truth is not None and len(ground_truth) != len(frames):
+        raise InputError(f"--export-contactopt: {len(ground_truth)} ground truths for {len(frames)} frames")
+    if ground_truth is None:
+        logger.info("--export-contactopt: no ground truth (--dexycb): gt_ho holds the input grasp")
+    results = []
+    for index, frame in enumerate(frames):
+        target = None if frame.target_hand is None else np.clip(frame.target_hand, 0.0, 1.0)
+        truth = frame.before if ground_truth is None else ground_truth[index]
+        results.append({
+            "gt_ho": hand_object_from_grasp(truth),
+            "in_ho": hand_object_from_grasp(frame.before, hand_contact=target),
+            "out_ho": hand_object_from_grasp(frame.after, hand_contact=target),
+        })  # fmt: skip
+    return write_contactopt_results(path, results)
+
+
+def write_outputs(
+    frames: Sequence[RefinedFrame],
+    csv_path: str | os.PathLike,
+    *,
+    meshes_dir: str | os.PathLike | None = None,
+    contactopt_path: str | os.PathLike | None = None,
+    report_path: str | os.PathLike | None = None,
+    report_frames: int = 12,
+    title: str = "haco-grasp refine",
+    notes: Sequence[str] = (),
+    ground_truth: Sequence[Grasp] | None = None,
+) -> dict[str, Path | list[Path]]:
+    """Write the per-frame CSV and, when asked, the meshes, the ContactOpt export and the HTML report.
+
+    Args:
+        frames: from :func:`build_frames`.
+        csv_path: the per-frame metrics CSV.
+        meshes_dir: folder of the PLY files, or None.
+        contactopt_path: ContactOpt result pickle, or None.
+        report_path: the HTML report, or None.
+        report_frames: how many frames (the first) get a 3-D view in the report; the table lists all.
+        title: the report's title. notes: lines printed under it (provenance, settings).
+        ground_truth: ground-truth grasps in frame order (``gt_ho`` of the ContactOpt export), or None.
+
+    Returns:
+        What was written: ``csv``, ``meshes`` (list), ``contactopt``, ``report``.
+    """
+    written: dict[str, Path | list[Path]] = {"csv": _write_csv(Path(csv_path), frames)}
+    if meshes_dir is not None:
+        written["meshes"] = _export_meshes(Path(meshes_dir).expanduser(), frames)
+    if contactopt_path is not None:
+        written["contactopt"] = _export_contactopt(Path(contactopt_path).expanduser(), frames, ground_truth)
+    if report_path is not None:
+        from haco_grasp.viz.html_report import write_html_report
+
+        written["report"] = write_html_report(Path(report_path).expanduser(), frames, title=title, notes=notes,
+                                              max_views=report_frames)  # fmt: skip
+    return written

@@ -10,10 +10,14 @@ Per grasp (all from :mod:`haco_grasp.metrics`):
 - ``contact_*``: the grasp's own 1 cm contact labels (``hand_contact_labels``) against the ground truth's, HACO's
   per-frame precision/recall/F1; frames where a value is undefined (no predicted or no true contact) are skipped
   in that value's mean (the HACO paper's rule; ``empty="zero"`` gives HACO's test.py rule).
+
+Physical plausibility (opt-in, :func:`plausibility_scores`, columns :data:`SIM_COLUMNS`): simulation displacement
+(MuJoCo, :mod:`haco_grasp.simulation`), stable share and GraspTTA's contact ratio.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -22,7 +26,8 @@ import numpy as np
 from haco_grasp.contact.labels import hand_contact_labels
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
-from haco_grasp.metrics import contact_prf, intersection_volume, max_penetration_depth, mpjpe
+from haco_grasp.metrics import contact_prf, frames_in_contact, intersection_volume, max_penetration_depth, mpjpe
+from haco_grasp.simulation import SimProtocol, SimResult, get_protocol, simulate_grasps, summarize_simulation
 
 SUMMARY_COLUMNS = (
     ("intersection_cm3", "IV cm³"),
@@ -34,6 +39,13 @@ SUMMARY_COLUMNS = (
     ("contact_recall", "C-R"),
     ("contact_f1", "C-F1"),
     ("seconds_per_grasp", "s/grasp"),
+)
+# Columns of :meth:`PlausibilityScores.summary`, for ``markdown_table(rows, columns=SUMMARY_COLUMNS + SIM_COLUMNS)``.
+SIM_COLUMNS = (
+    ("sim_displacement_cm", "SD cm"),
+    ("sim_displacement_cm_median", "SD med. cm"),
+    ("sim_stable_share", "stable"),
+    ("contact_ratio", "contact ratio"),
 )
 
 
@@ -116,18 +128,77 @@ def score_grasps(
     )
 
 
+@dataclass
+class PlausibilityScores:
+    """Per-grasp simulation results and contact flags, and their summary (:meth:`summary`, :meth:`per_frame`).
+
+    results: N :class:`~haco_grasp.simulation.SimResult`. in_contact: (N,) bool, GraspTTA's rule (inside or within
+    5 mm). protocol: the protocol's name.
+    """
+
+    results: list[SimResult]
+    in_contact: np.ndarray
+    protocol: str
+
+    def summary(self) -> dict[str, float]:
+        """Mean / median displacement (cm) and stable share over the simulated frames; contact ratio over all."""
+        sim = summarize_simulation(self.results)
+        return {
+            "sim_protocol": self.protocol,
+            "sim_displacement_cm": sim.mean_displacement_cm,
+            "sim_displacement_cm_median": sim.median_displacement_cm,
+            "sim_stable_share": sim.stable_share,
+            "sim_n_simulated": sim.n_simulated,
+            "contact_ratio": float(np.mean(self.in_contact)),
+        }
+
+    def per_frame(self) -> list[dict]:
+        """JSON-ready values per grasp (one dict each).
+
+        Keys: ``status`` ("simulated" or "not simulated: <reason>"), ``displacement_cm``, ``stayed``, ``contacts``
+        (MuJoCo), ``in_contact`` (GraspTTA), and the rest of :meth:`SimResult.to_dict`.
+        """
+        return [{**r.to_dict(), "in_contact": bool(c)} for r, c in zip(self.results, self.in_contact, strict=True)]
+
+
+def plausibility_scores(
+    grasps: Sequence[Grasp],
+    protocol: str | SimProtocol = "obman",
+    workers: int | None = 1,
+    seed: int = 0,
+    mano_root: str | os.PathLike | None = None,
+) -> PlausibilityScores:
+    """Simulation displacement (:func:`haco_grasp.simulation.simulate_grasps`) and contact ratio of grasps.
+
+    Args:
+        grasps: N grasps (hand and object as predicted or refined).
+        protocol: ``"obman"``, ``"hold"`` or a :class:`~haco_grasp.simulation.SimProtocol`.
+        workers: simulation processes (see ``simulate_grasps``).
+        seed: CoACD seed.
+        mano_root: MANO folder for the hand's part map (None: ``grasp.meta["mano_root"]`` or the synthetic hand).
+    """
+    if not grasps:
+        raise InputError("plausibility_scores: need at least one grasp, got 0")
+    protocol = get_protocol(protocol)
+    results = simulate_grasps(grasps, protocol=protocol, workers=workers, seed=seed, mano_root=mano_root)
+    in_contact = np.array([frames_in_contact(g.hand_verts, g.obj_verts, g.obj_faces)[0] for g in grasps])
+    return PlausibilityScores(results=results, in_contact=in_contact, protocol=protocol.name)
+
+
 def _in_object_frame(grasps: Sequence[Grasp]) -> np.ndarray:
     """(N, 21, 3) hand joints in each grasp's object canonical frame."""
     return np.stack([(g.hand_joints - g.obj_translation) @ g.obj_rotation for g in grasps])
 
 
-def markdown_table(rows: dict[str, dict[str, float]], title: str = "") -> str:
-    """A Markdown table of summaries: one row per name, the columns of :data:`SUMMARY_COLUMNS`."""
-    header = "| " + " | ".join(["row"] + [label for _, label in SUMMARY_COLUMNS]) + " |"
-    lines = ([f"**{title}**", ""] if title else []) + [header, "|" + "---|" * (len(SUMMARY_COLUMNS) + 1)]
+def markdown_table(
+    rows: dict[str, dict[str, float]], title: str = "", columns: Sequence[tuple[str, str]] = SUMMARY_COLUMNS
+) -> str:
+    """A Markdown table of summaries: one row per name, the given columns (default :data:`SUMMARY_COLUMNS`)."""
+    header = "| " + " | ".join(["row"] + [label for _, label in columns]) + " |"
+    lines = ([f"**{title}**", ""] if title else []) + [header, "|" + "---|" * (len(columns) + 1)]
     for name, summary in rows.items():
         cells = []
-        for key, _ in SUMMARY_COLUMNS:
+        for key, _ in columns:
             value = summary.get(key, float("nan"))
             cells.append("—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.3f}")
         lines.append("| " + " | ".join([name] + cells) + " |")

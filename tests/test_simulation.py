@@ -230,3 +230,23 @@ def test_import_is_light():
     code = "import sys, haco_grasp.simulation, haco_grasp.metrics; print('mujoco' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_plausibility_scores_columns_and_per_frame(cache, mano):
+    from haco_grasp.evaluation import SIM_COLUMNS, SUMMARY_COLUMNS, markdown_table, plausibility_scores
+
+    root, template, faces, _ = mano
+    obj = trimesh.creation.box(extents=(2 * HALF, 2 * HALF, 2 * HALF))
+    open_obj = trimesh.Trimesh(obj.vertices, obj.faces[:-1], process=False)
+    near = template - template.mean(0) + np.array([0.0, 0.0, 0.15])  # hand beside the box, centimetres away
+    grasps = [_grasp(obj, near, faces), _grasp(open_obj, near, faces, name="open")]
+    scores = plausibility_scores(grasps, protocol="obman", mano_root=root)
+    summary = scores.summary()
+    assert summary["sim_protocol"] == "obman" and summary["sim_n_simulated"] == 1
+    assert summary["sim_stable_share"] == 0.0 and summary["sim_displacement_cm"] > 10.0  # free fall, 10.7 cm
+    assert not scores.in_contact[0]  # (the open box's inside test is undefined)
+    frames = scores.per_frame()
+    assert frames[0]["status"] == "simulated" and frames[1]["status"].startswith("not simulated: ")
+    assert frames[1]["displacement_cm"] is None and frames[0]["in_contact"] is False
+    table = markdown_table({"row": summary}, columns=SUMMARY_COLUMNS + SIM_COLUMNS)
+    assert "SD cm" in table and "contact ratio" in table

@@ -584,6 +584,9 @@ def _run_task(task: _Task) -> SimResult:
         outcome = simulate_pieces(task.object_pieces, task.hand_pieces, task.protocol, task.com, task.inertia)
     except SimulationError as error:
         return SimResult(simulated=False, reason=str(error), seconds=time.perf_counter() - started)
+    except Exception as error:  # noqa: BLE001 - one grasp's failure must not end the run; it is reported instead
+        reason = f"simulation failed ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
+        return SimResult(simulated=False, reason=reason, seconds=time.perf_counter() - started)
     return SimResult(
         simulated=True,
         displacement_cm=100.0 * outcome.displacement,
@@ -723,7 +726,7 @@ def simulate_grasps(
     for grasp in _progress(grasps, progress, "prepare"):
         try:
             prepared.append(_prepare_one(grasp, protocol, seed, mano_root, parts_by_model, pieces_by_key))
-        except (HacoGraspError, ValueError, TypeError, AttributeError) as error:
+        except (HacoGraspError, ValueError, TypeError, AttributeError, RuntimeError, IndexError) as error:
             prepared.append(_Prepared(reason=f"bad input ({type(error).__name__}: {str(error)[:200]})"))
 
     results: list[SimResult | None] = [None] * len(grasps)

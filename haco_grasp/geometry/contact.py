@@ -46,13 +46,19 @@ __all__ = [
     "PENETRATION_ALLOWANCE",
     "ContactMaps",
     "asymmetric_l1",
+    "asymmetric_l1_kernel",
     "capsule_contact",
+    "capsule_contact_kernel",
     "contact_maps",
     "contact_value_to_distance",
     "distance_to_contact_value",
+    "falloff_kernel",
+    "hinge_kernel",
     "penetration_hinge",
     "sdf_contact",
+    "sdf_contact_kernel",
     "sdf_penetration",
+    "sdf_penetration_kernel",
     "sdf_to_contact",
     "sharpen_contact",
 ]
@@ -201,6 +207,16 @@ def sdf_to_contact(
         raise InputError(f"dist must be a float tensor, got {_describe(dist)}; pass torch.as_tensor(dist)")
     _check_radius(radius)
     _check_method(method)
+    if method == 4 and (not isinstance(normal_dot, Tensor) or normal_dot.shape != dist.shape):
+        raise InputError(
+            f"method 4 needs normal_dot with the shape of dist {tuple(dist.shape)}, got {_describe(normal_dot)}; "
+            "pass the hand-object normal dot products"
+        )
+    return falloff_kernel(dist, radius, method, normal_dot)
+
+
+def falloff_kernel(dist: Tensor, radius: float, method: int = 0, normal_dot: Tensor | None = None) -> Tensor:
+    """The unvalidated core of :func:`sdf_to_contact` (same arguments; for hot loops that validated once)."""
     scaled = dist / radius  # s
     if method == 0:
         contact = 1.0 / (scaled + _FALLOFF_EPS)
@@ -211,11 +227,6 @@ def sdf_to_contact(
     elif method == 3:
         contact = torch.sigmoid(2.5 - scaled)
     else:
-        if not isinstance(normal_dot, Tensor) or normal_dot.shape != dist.shape:
-            raise InputError(
-                f"method 4 needs normal_dot with the shape of dist {tuple(dist.shape)}, got {_describe(normal_dot)}; "
-                "pass the hand-object normal dot products"
-            )
         contact = (1.0 - normal_dot) / 2.0 / (scaled + _FALLOFF_EPS)
     return contact.clamp(0.0, 1.0)
 
@@ -258,8 +269,18 @@ def capsule_contact(
     idx = _check_index("idx", idx, (batch, query.shape[1]), centres.shape[1])
     _check_radius(radius)
     _check_method(method)
+    if method == 4 and (not isinstance(normal_dot, Tensor) or normal_dot.shape != (batch, query.shape[1])):
+        raise InputError(f"method 4 needs normal_dot of shape {(batch, query.shape[1])}, got {_describe(normal_dot)}")
+    return capsule_contact_kernel(query, centres, normals, idx, top, bottom, radius, method, normal_dot)
+
+
+def capsule_contact_kernel(
+    query: Tensor, centres: Tensor, normals: Tensor, idx: Tensor, top: float = CAPSULE_TOP,
+    bottom: float = CAPSULE_BOTTOM, radius: float = CAPSULE_RADIUS, method: int = 0, normal_dot: Tensor | None = None,
+) -> Tensor:  # fmt: skip
+    """The unvalidated core of :func:`capsule_contact` (same arguments and shapes; ``idx`` must be in range)."""
     dist = _capsule_axis_distance(query, _gather_points(centres, idx), _gather_points(normals, idx), top, bottom)
-    return sdf_to_contact(dist, radius, method, normal_dot)
+    return falloff_kernel(dist, radius, method, normal_dot)
 
 
 def contact_maps(
@@ -370,6 +391,13 @@ def penetration_hinge(
             nn_idx = knn_points(hand_verts.detach(), obj_points.detach(), k=1).idx[..., 0]  # (B, V)
     else:
         nn_idx = _check_index("nn_idx", nn_idx, (batch, hand_verts.shape[1]), obj_points.shape[1])
+    return hinge_kernel(hand_verts, obj_points, obj_normals, allowance, nn_idx)
+
+
+def hinge_kernel(
+    hand_verts: Tensor, obj_points: Tensor, obj_normals: Tensor, allowance: float | Tensor, nn_idx: Tensor
+) -> Tensor:
+    """The unvalidated core of :func:`penetration_hinge`; ``allowance`` a number or a (B, 1) tensor."""
     nn_points = _gather_points(obj_points, nn_idx)  # (B, V, 3)
     nn_normals = _gather_points(obj_normals, nn_idx)  # (B, V, 3)
     depth = -((hand_verts - nn_points) * nn_normals).sum(-1)  # (B, V), positive below the tangent plane
@@ -417,8 +445,16 @@ def sdf_contact(
     _check_method(method)
     if method == 4:
         raise InputError("sdf_contact: method 4 needs normals; use capsule_contact for it")
+    return sdf_contact_kernel(sdf, top, bottom, radius, method)
+
+
+def sdf_contact_kernel(
+    sdf: Tensor, top: float = CAPSULE_TOP, bottom: float = CAPSULE_BOTTOM, radius: float = CAPSULE_RADIUS,
+    method: int = 0,
+) -> Tensor:  # fmt: skip
+    """The unvalidated core of :func:`sdf_contact` (same arguments)."""
     dist = torch.relu(sdf - top) + torch.relu(bottom - sdf)
-    return sdf_to_contact(dist, radius, method)
+    return falloff_kernel(dist, radius, method)
 
 
 def sdf_penetration(sdf: Tensor, allowance: float | Tensor = PENETRATION_ALLOWANCE) -> Tensor:
@@ -434,6 +470,11 @@ def sdf_penetration(sdf: Tensor, allowance: float | Tensor = PENETRATION_ALLOWAN
     if not torch.is_tensor(sdf) or sdf.ndim != 2 or not sdf.is_floating_point():
         raise InputError(f"sdf must be a (B, V) float tensor, got {_describe(sdf)}")
     allowance = _check_allowance(allowance, sdf.shape[0], sdf)
+    return sdf_penetration_kernel(sdf, allowance)
+
+
+def sdf_penetration_kernel(sdf: Tensor, allowance: float | Tensor) -> Tensor:
+    """The unvalidated core of :func:`sdf_penetration`; ``allowance`` a number or a (B, 1) tensor."""
     return torch.relu(-sdf - allowance).mean(-1)
 
 
@@ -460,6 +501,11 @@ def asymmetric_l1(target: Tensor, current: Tensor, asym: float = 2.0) -> Tensor:
         )
     if not (_is_real(asym) and np.isfinite(asym) and asym >= 0):
         raise InputError(f"asym must be a non-negative number, got {asym!r}; pass e.g. 2.0")
+    return asymmetric_l1_kernel(target, current, asym)
+
+
+def asymmetric_l1_kernel(target: Tensor, current: Tensor, asym: float) -> Tensor:
+    """The unvalidated core of :func:`asymmetric_l1` (same arguments)."""
     diff = target - current
     return (diff + asym * torch.relu(diff)).abs().mean(-1)
 

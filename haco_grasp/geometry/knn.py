@@ -21,8 +21,20 @@ try:  # optional accelerator, never required
 except ImportError:  # pragma: no cover - pytorch3d is not installed in CI
     _p3d_knn_points = None
 
-# Largest number of pairwise entries materialised at once by the pure-torch search.
-_MAX_PAIRWISE_ENTRIES = 64 * 1024 * 1024
+# Bytes of pairwise distances the pure-torch search may materialise at once: on CUDA a quarter of the free memory
+# (at least 256 MiB), on the CPU 1 GiB. Large chunks keep the number of torch operations per search nearly
+# independent of the batch (each chunk is ~6 operations).
+_CPU_PAIRWISE_BYTES = 1 << 30
+_MIN_PAIRWISE_BYTES = 256 << 20
+
+
+def _pairwise_budget(device: torch.device, element_size: int) -> int:
+    """Number of pairwise distances one chunk of the search may hold on ``device``."""
+    budget = _CPU_PAIRWISE_BYTES
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        budget = max(free // 4, _MIN_PAIRWISE_BYTES)
+    return max(1, budget // (3 * element_size))  # the product, the sum and the mask live at once
 
 
 class KNNResult(NamedTuple):
@@ -54,9 +66,13 @@ def _check_lengths(lengths: Tensor | None, batch: int, size: int, name: str, dev
 
 
 def _search_torch(points1: Tensor, points2: Tensor, k: int, lengths2: Tensor | None) -> Tensor:
-    """Indices (B, P1, k) of the k nearest points2 (k <= P2), chunked over P1 (and B when P2 is huge)."""
+    """Indices (B, P1, k) of the k nearest points2 (k <= P2), chunked over P1 (and B when P2 is huge).
+
+    K = 1 takes a ``min`` over the squared distances (``topk`` is a radix select, several times slower on a GPU).
+    """
     batch, num1, _ = points1.shape
     num2 = points2.shape[1]
+    max_entries = _pairwise_budget(points1.device, points1.element_size())
     # Centre both clouds on points2's mean to limit cancellation in |a|^2 + |b|^2 - 2 a.b.
     centre = points2.mean(dim=1, keepdim=True)
     p1 = points1 - centre
@@ -65,19 +81,27 @@ def _search_torch(points1: Tensor, points2: Tensor, k: int, lengths2: Tensor | N
     invalid2 = None
     if lengths2 is not None:
         invalid2 = torch.arange(num2, device=points2.device)[None, :] >= lengths2[:, None]  # (B, P2)
-    idx = torch.empty(batch, num1, k, dtype=torch.long, device=points1.device)
-    batch_step = batch if batch * num2 <= _MAX_PAIRWISE_ENTRIES else 1
+    batch_step = batch if batch * num2 <= max_entries else max(1, max_entries // max(num1 * num2, 1))
+    batch_step = min(batch_step, batch)
+    pieces = []
     for b0 in range(0, batch, batch_step):
         b1 = min(batch, b0 + batch_step)
-        rows = max(1, _MAX_PAIRWISE_ENTRIES // ((b1 - b0) * num2))
+        rows = max(1, max_entries // ((b1 - b0) * num2))
+        row_pieces = []
         for r0 in range(0, num1, rows):
             r1 = min(num1, r0 + rows)
             a = p1[b0:b1, r0:r1]  # (b, r, D)
-            sq = (a * a).sum(-1, keepdim=True) + p2_sq[b0:b1, None, :] - 2.0 * torch.bmm(a, p2[b0:b1].transpose(1, 2))
+            # (b, r, P2): |a|^2 + |p2|^2 - 2 a.p2
+            sq = torch.baddbmm(p2_sq[b0:b1, None, :], a, p2[b0:b1].transpose(1, 2), alpha=-2.0)
+            sq = sq + (a * a).sum(-1, keepdim=True)
             if invalid2 is not None:
                 sq = sq.masked_fill(invalid2[b0:b1, None, :], float("inf"))
-            idx[b0:b1, r0:r1] = sq.topk(k, dim=-1, largest=False, sorted=True).indices
-    return idx
+            if k == 1:
+                row_pieces.append(sq.argmin(dim=-1, keepdim=True))
+            else:
+                row_pieces.append(sq.topk(k, dim=-1, largest=False, sorted=True).indices)
+        pieces.append(row_pieces[0] if len(row_pieces) == 1 else torch.cat(row_pieces, dim=1))
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)
 
 
 def _search(points1: Tensor, points2: Tensor, k: int, lengths1: Tensor | None, lengths2: Tensor | None) -> Tensor:
@@ -153,9 +177,11 @@ def knn_points(
     diff = points1[:, :, None, :] - neighbours
     sq_dist = (diff * diff).sum(-1)  # (B, P1, found)
     sq_dist = torch.where(valid, sq_dist, torch.full_like(sq_dist, float("inf")))
-    # Re-sort on the exact recomputed distances so the order matches the returned values.
-    sq_dist, order = sq_dist.sort(dim=-1)
-    idx = torch.where(valid, idx, torch.full_like(idx, -1)).gather(-1, order)
+    idx = torch.where(valid, idx, torch.full_like(idx, -1))
+    if found > 1:
+        # Re-sort on the exact recomputed distances so the order matches the returned values.
+        sq_dist, order = sq_dist.sort(dim=-1)
+        idx = idx.gather(-1, order)
     if found < k:
         pad = k - found
         sq_dist = torch.cat([sq_dist, sq_dist.new_full((batch, num1, pad), float("inf"))], dim=-1)

@@ -23,7 +23,10 @@ from torch import Tensor
 from haco_grasp.atomic import atomic_open
 from haco_grasp.errors import InputError
 
-__all__ = ["inside_mesh", "signed_distance", "SdfGrid", "sdf_grid", "clear_sdf_grid_cache"]
+__all__ = [
+    "inside_mesh", "signed_distance", "SdfGrid", "PackedSdfGrids", "trilinear_lookup", "sdf_grid",
+    "clear_sdf_grid_cache",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -288,33 +291,159 @@ class SdfGrid:
                 f"points are on {points.device} but the grid is on {self.values.device}; call grid.to(points.device)"
             )
         values = self.values if self.values.dtype == points.dtype else self.values.to(points.dtype)
-        origin = self.origin.to(points.dtype)
-        size_x, size_y, size_z = values.shape
-        flat = points.reshape(-1, 3)  # (N, 3)
-        upper = torch.tensor([size_x - 1, size_y - 1, size_z - 1], dtype=points.dtype, device=points.device)
-        grid_coord = (flat - origin) / self.pitch  # (N, 3), in samples
-        clamped = torch.minimum(torch.maximum(grid_coord, torch.zeros_like(grid_coord)), upper)
-        outside = (grid_coord - clamped) * self.pitch  # (N, 3), metres to the box
-        outside_sq = (outside * outside).sum(-1)
-        is_outside = outside_sq > 0
-        outside_dist = torch.where(
-            is_outside, torch.where(is_outside, outside_sq, torch.ones_like(outside_sq)).sqrt(), outside_sq * 0.0
+        size = torch.tensor(values.shape, dtype=torch.long, device=points.device)[None]  # (1, 3)
+        origin = self.origin.to(points.dtype)[None]  # (1, 3)
+        pitch = torch.full((1,), self.pitch, dtype=points.dtype, device=points.device)
+        offset = torch.zeros(1, dtype=torch.long, device=points.device)
+        flat = points.reshape(1, -1, 3)  # (1, N, 3)
+        return trilinear_lookup(values.reshape(-1), offset, size, origin, pitch, flat).reshape(points.shape[:-1])
+
+
+# Corner offsets of a grid cell, (8, 3) in (x, y, z) order; the weight of a corner is prod(frac or 1 - frac).
+_CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1))
+
+
+def _trilinear_forward(
+    values: Tensor, offset: Tensor, size: Tensor, origin: Tensor, pitch: Tensor, points: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Signed distance (B, P) and its gradient with respect to the points (B, P, 3), computed together."""
+    dtype = points.dtype
+    upper = (size - 1).to(dtype)[:, None]  # (B, 1, 3)
+    scale = pitch.to(dtype)[:, None, None]  # (B, 1, 1)
+    grid_coord = (points - origin.to(dtype)[:, None]) / scale  # (B, P, 3), in samples
+    clamped = torch.minimum(torch.maximum(grid_coord, torch.zeros_like(grid_coord)), upper)
+    outside = (grid_coord - clamped) * scale  # (B, P, 3), metres to the box
+    outside_sq = (outside * outside).sum(-1, keepdim=True)  # (B, P, 1)
+    is_outside = outside_sq > 0
+    outside_dist = torch.where(is_outside, outside_sq, torch.ones_like(outside_sq)).sqrt()  # (B, P, 1)
+    base = torch.minimum(clamped.floor(), upper - 1)  # (B, P, 3), lower corner
+    frac = clamped - base  # (B, P, 3) in [0, 1]
+    corners = torch.tensor(_CORNERS, dtype=torch.long, device=points.device)  # (8, 3)
+    stride = torch.stack([size[:, 1] * size[:, 2], size[:, 2], torch.ones_like(size[:, 2])], dim=-1)  # (B, 3)
+    # index contract: flat = offset[b] + sum_c (base[b, p, c] + corner[k, c]) * stride[b, c]
+    flat_index = offset[:, None] + (base.long() * stride[:, None]).sum(-1)  # (B, P)
+    flat_index = flat_index[..., None] + (corners * stride[:, None]).sum(-1)[:, None]  # (B, P, 8)
+    cube = values[flat_index].to(dtype).unflatten(-1, (2, 2, 2))  # (B, P, 2, 2, 2): [i, j, k] = corner (i, j, k)
+    low, high = 1.0 - frac, frac  # weight of the low / high sample per axis, (B, P, 3)
+    # contract the cube one axis at a time: z, then y, then x (each step also gives the slope along that axis)
+    along_z = cube[..., 0] * low[:, :, 2, None, None] + cube[..., 1] * high[:, :, 2, None, None]  # (B, P, 2, 2)
+    slope_z = cube[..., 1] - cube[..., 0]  # (B, P, 2, 2)
+    along_y = along_z[..., 0] * low[:, :, 1, None] + along_z[..., 1] * high[:, :, 1, None]  # (B, P, 2)
+    wy = torch.stack([low[:, :, 1], high[:, :, 1]], dim=-1)[:, :, None, :]  # (B, P, 1, 2)
+    slope_zy = (slope_z * wy).sum(-1)  # (B, P, 2): d/dz after the y contraction
+    slope_y = along_z[..., 1] - along_z[..., 0]  # (B, P, 2)
+    wx = torch.stack([low[:, :, 0], high[:, :, 0]], dim=-1)  # (B, P, 2)
+    value = (along_y * wx).sum(-1, keepdim=True)  # (B, P, 1)
+    slopes = torch.stack([along_y[..., 1] - along_y[..., 0], (slope_y * wx).sum(-1), (slope_zy * wx).sum(-1)], -1)
+    inside_box = (grid_coord == clamped).to(dtype)  # (B, P, 3): clamping stops the slope on that axis
+    # d/dp: the in-box slope on unclamped axes, plus (outside the box) the unit direction away from the box
+    away = torch.where(is_outside, outside / outside_dist, torch.zeros_like(outside))  # (B, P, 3)
+    gradient = slopes * inside_box / scale + away  # (B, P, 3)
+    distance = value + torch.where(is_outside, outside_dist, torch.zeros_like(outside_dist))
+    return distance[..., 0], gradient
+
+
+class _TrilinearLookup(torch.autograd.Function):
+    """Trilinear lookup whose backward is one product with the gradient computed in the forward pass."""
+
+    @staticmethod
+    def forward(ctx, values, offset, size, origin, pitch, points):  # noqa: D102
+        distance, gradient = _trilinear_forward(values, offset, size, origin, pitch, points)
+        ctx.save_for_backward(gradient)
+        return distance
+
+    @staticmethod
+    def backward(ctx, grad_output):  # noqa: D102
+        (gradient,) = ctx.saved_tensors
+        return None, None, None, None, None, grad_output[..., None] * gradient
+
+
+def trilinear_lookup(
+    values: Tensor, offset: Tensor, size: Tensor, origin: Tensor, pitch: Tensor, points: Tensor
+) -> Tensor:
+    """Trilinear signed-distance lookup of G grids packed into one flat tensor: one gather for every sample.
+
+    The kernel behind :meth:`SdfGrid.query` and :meth:`PackedSdfGrids.query` (no validation). Its number of torch
+    operations is fixed whatever the batch holds, and its backward pass is a single product: the gradient with
+    respect to the points is computed with the value (a custom autograd function). Sample ``b`` looks its points up
+    in the grid whose samples start at ``offset[b]`` of ``values`` (x-major, then y, then z). Points outside a grid's
+    box get the value at the nearest point of the box plus the distance to the box.
+
+    Args:
+        values: (total,) float, the grids' samples back to back, metres.
+        offset: (B,) long, start of each sample's grid in ``values``.
+        size: (B, 3) long, samples along x, y, z of each sample's grid (each >= 2).
+        origin: (B, 3) float, position of each grid's sample (0, 0, 0), metres.
+        pitch: (B,) float, each grid's spacing, metres.
+        points: (B, P, 3) float, query points in each grid's frame, metres.
+
+    Returns:
+        sdf: (B, P) float, metres, negative inside; differentiable w.r.t. points (not w.r.t. the grid).
+    """
+    if points.requires_grad and torch.is_grad_enabled():
+        return _TrilinearLookup.apply(values, offset, size, origin, pitch, points)
+    with torch.no_grad():
+        return _trilinear_forward(values, offset, size, origin, pitch, points)[0]
+
+
+@dataclass(frozen=True, eq=False)
+class PackedSdfGrids:
+    """Several :class:`SdfGrid` packed back to back, so that a batch mixing objects is looked up in one gather.
+
+    values: (total,) float, every grid's samples, x-major.
+    offset: (G,) long, start of grid g in ``values``.
+    size: (G, 3) long, samples along x, y, z of grid g.
+    origin: (G, 3) float, metres.
+    pitch: (G,) float, metres.
+    """
+
+    values: Tensor
+    offset: Tensor
+    size: Tensor
+    origin: Tensor
+    pitch: Tensor
+
+    @classmethod
+    def pack(
+        cls, grids: list[SdfGrid], device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> PackedSdfGrids:
+        """Pack grids (in order: grid g of the list is index g of :meth:`query`).
+
+        Args:
+            grids: one or more SdfGrid.
+            device, dtype: where and in which float type the packed tensors live (default: the first grid's).
+
+        Returns:
+            PackedSdfGrids.
+        """
+        if not grids or not all(isinstance(g, SdfGrid) for g in grids):
+            raise InputError(f"grids: expected a non-empty list of SdfGrid, got {grids!r:.80}")
+        device = grids[0].device if device is None else torch.device(device)
+        dtype = grids[0].values.dtype if dtype is None else dtype
+        counts = [g.values.numel() for g in grids]
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        return cls(
+            values=torch.cat([g.values.reshape(-1).to(device, dtype) for g in grids]),
+            offset=torch.as_tensor(starts, device=device),
+            size=torch.tensor([list(g.shape) for g in grids], dtype=torch.long, device=device),
+            origin=torch.stack([g.origin.to(device, dtype) for g in grids]),
+            pitch=torch.tensor([g.pitch for g in grids], dtype=dtype, device=device),
         )
 
-        base = torch.minimum(clamped.detach().floor(), upper - 1).long()  # (N, 3), lower corner
-        frac = clamped - base.to(points.dtype)  # (N, 3) in [0, 1]
-        flat_values = values.reshape(-1)
-        stride_x = size_y * size_z
-        interpolated = torch.zeros_like(outside_sq)
-        for dx in (0, 1):
-            wx = frac[:, 0] if dx else 1.0 - frac[:, 0]
-            for dy in (0, 1):
-                wy = frac[:, 1] if dy else 1.0 - frac[:, 1]
-                for dz in (0, 1):
-                    wz = frac[:, 2] if dz else 1.0 - frac[:, 2]
-                    index = (base[:, 0] + dx) * stride_x + (base[:, 1] + dy) * size_z + (base[:, 2] + dz)
-                    interpolated = interpolated + wx * wy * wz * flat_values[index]
-        return (interpolated + outside_dist).reshape(points.shape[:-1])
+    def query(self, points: Tensor, grid_index: Tensor) -> Tensor:
+        """Signed distance of each sample's points in its own grid.
+
+        Args:
+            points: (B, P, 3) float, metres, in the frame of each sample's grid, on the grids' device.
+            grid_index: (B,) long, which packed grid each sample uses.
+
+        Returns:
+            sdf: (B, P) float, metres, negative inside; differentiable w.r.t. points.
+        """
+        return trilinear_lookup(
+            self.values, self.offset[grid_index], self.size[grid_index], self.origin[grid_index],
+            self.pitch[grid_index], points,
+        )  # fmt: skip
 
 
 _CACHE: OrderedDict[str, SdfGrid] = OrderedDict()

@@ -1,6 +1,6 @@
 """MANO hand model: reading official pickles without chumpy, and a batched differentiable layer.
 
-The layer is a thin module over smplx's functional linear-blend-skinning core (``smplx.lbs.lbs``): it holds the
+The layer is a thin module over the functional linear-blend-skinning core :mod:`haco_grasp.hand.lbs`: it holds the
 model's arrays as buffers and handles the pose-space conversion (PCA with any number of components, or full 45-D
 axis-angle; ``flat_hand_mean`` both ways), translation and the 21-joint output (16 MANO joints + 5 fingertip
 vertices, order in :mod:`haco_grasp.hand.joints`). ``smplx.MANO`` itself is not used as the module because it
@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from haco_grasp.errors import AssetError, InputError
 from haco_grasp.hand.assets import synthetic_mano_root
 from haco_grasp.hand.joints import MANO_PARENTS, MANO_TIP_VERTEX_IDS, NUM_MANO_JOINTS, TO_21
+from haco_grasp.hand.lbs import KinematicLevels, kinematic_levels, linear_blend_skinning
 from haco_grasp.safe_pickle import safe_load
 
 Side = Literal["right", "left"]
@@ -143,19 +144,21 @@ def read_mano_pickle(path: str | os.PathLike) -> ManoModelData:
     if v_template.ndim != 2 or v_template.shape[-1] != 3:
         raise InputError(f"{path}: MANO key 'v_template' has shape {v_template.shape}, expected (V, 3); {fix}")
     num_verts = v_template.shape[0]
-    kintree = np.asarray(raw["kintree_table"]).astype(np.int64)
+    kintree = integers("kintree_table")
+    if kintree.ndim != 2 or kintree.shape[0] != 2 or kintree.shape[1] < 1:
+        raise InputError(f"{path}: MANO key 'kintree_table' has shape {kintree.shape}, expected (2, 16); {fix}")
     parents = kintree[0].copy()
     parents[0] = -1
     data = ManoModelData(
         v_template=v_template,
-        faces=np.asarray(raw["f"]).astype(np.int64),
-        J_regressor=dense(raw["J_regressor"]),
+        faces=integers("f"),
+        J_regressor=dense("J_regressor"),
         parents=parents,
-        weights=dense(raw["weights"]),
-        shapedirs=dense(raw["shapedirs"]),
-        posedirs=dense(raw["posedirs"]),
-        hands_components=dense(raw["hands_components"]),
-        hands_mean=dense(raw["hands_mean"]).reshape(-1),
+        weights=dense("weights"),
+        shapedirs=dense("shapedirs"),
+        posedirs=dense("posedirs"),
+        hands_components=dense("hands_components"),
+        hands_mean=dense("hands_mean").reshape(-1),
         path=str(path),
     )
     expected = {
@@ -280,11 +283,13 @@ class ManoLayer(nn.Module):
         num_verts = data.v_template.shape[0]
         buf("v_template", data.v_template)
         buf("shapedirs", data.shapedirs)
-        # smplx.lbs wants posedirs as (135, V*3): row p holds the displacement of every vertex coordinate.
+        # posedirs as (135, V*3) (smplx's layout): row p holds the displacement of every vertex coordinate.
         buf("posedirs", data.posedirs.reshape(num_verts * 3, -1).T)
         buf("J_regressor", data.J_regressor)
         buf("lbs_weights", data.weights)
         buf("parents", data.parents, torch.long)
+        self._parents = tuple(int(x) for x in data.parents)
+        self._levels: dict[str, KinematicLevels] = {}  # the kinematic tree by depth, per device
         buf("faces_tensor", data.faces, torch.long)
         buf("tip_vertex_ids", np.asarray(tip_vertex_ids), torch.long)
         buf("to_21", np.asarray(TO_21), torch.long)
@@ -324,8 +329,6 @@ class ManoLayer(nn.Module):
         Returns:
             :class:`ManoOutput` with verts (B, V, 3) and joints (B, 21, 3) in metres.
         """
-        from smplx.lbs import lbs
-
         given = [t for t in (global_orient, hand_pose, betas, transl) if t is not None]
         batch = given[0].shape[0] if given else 1
         ref = self.v_template
@@ -351,10 +354,12 @@ class ManoLayer(nn.Module):
         transl = check("transl", transl, 3)
 
         full_pose = torch.cat([global_orient, self.pose_to_axis_angle(hand_pose)], dim=1)  # (B, 48)
-        shapedirs = self.shapedirs[:, :, : betas.shape[1]]
-        verts, joints16 = lbs(
-            betas, full_pose, self.v_template, shapedirs, self.posedirs, self.J_regressor, self.parents,
-            self.lbs_weights, pose2rot=True,
+        levels = self._levels.get(str(device))
+        if levels is None:
+            levels = self._levels[str(device)] = kinematic_levels(self._parents, device)
+        verts, joints16 = linear_blend_skinning(
+            betas, full_pose, self.v_template, self.shapedirs, self.posedirs, self.J_regressor, levels,
+            self.lbs_weights,
         )  # fmt: skip
         tips = verts[:, self.tip_vertex_ids]  # (B, 5, 3)
         joints = torch.cat([joints16, tips], dim=1)[:, self.to_21]  # (B, 21, 3)

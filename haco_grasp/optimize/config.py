@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
 from haco_grasp.errors import InputError
+from haco_grasp.optimize.noise import NoiseProfile, load_noise_profile
 
 ContactModel = Literal["capsule", "sdf"]
 PenetrationModel = Literal["hinge", "sdf"]
@@ -41,10 +42,16 @@ class OptimizeConfig:
             means the translation offset is 0.3 × the raw variable, i.e. a 3× smaller step).
         optimize_object: also optimise the object's rotation (about its centroid) and translation.
         w_opt_obj_rot, w_opt_obj_trans: scales of the object offsets.
+        noise_profile: a pose-source noise profile (shipped name, JSON path or
+            :class:`~haco_grasp.optimize.noise.NoiseProfile`): every input parameter then moves in units of its
+            standard deviation under a Gaussian prior (MAP refinement; the ``w_opt_*`` scales and ``w_pose_prior``
+            are not used, betas are optimised when the profile gives them a std > 0). None: ContactOpt's scaling.
     Loss:
         w_obj_contact, w_hand_contact, w_pen: weights of the object-contact, hand-contact and penetration terms.
         asym: ContactOpt's asymmetry: missing contact (target > current) costs (1 + asym)×.
-        w_pose_prior: weight of an L2 prior on the finger-pose offset (sum of squared PCA offsets; ContactOpt: 0).
+        w_pose_prior: weight of an L2 prior on the finger-pose offset (sum of squared PCA offsets; ContactOpt: 0;
+            without a noise profile only).
+        w_prior: weight of the noise-profile prior ``w_prior * 0.5 * |z|^2`` (z: offsets in standard deviations).
         pen_allowance: penetration depth tolerated by the hinge, metres (0 is used for thin objects).
         thin_object_extent: an object whose smallest bounding-box side is below this (metres) is "thin".
         contact_model: "capsule" (ContactOpt: capsules on sampled object points, kNN) or "sdf" (the same capsule
@@ -59,7 +66,9 @@ class OptimizeConfig:
     Optimizer:
         lr, amsgrad: Adam settings. n_iter: iterations per restart. lr_schedule: "constant" or "cosine".
         n_restarts: restarts per grasp (all run as one batch). restart_trans_sigma (metres), restart_rot_sigma_deg:
-            jitter of each restart. perturb_first_restart: jitter restart 0 too (ContactOpt does).
+            jitter of each restart (without a noise profile). restart_prior_sigma: with a noise profile, restarts
+            start from z ~ N(0, restart_prior_sigma²) on the hand and object rotation and translation (a draw from
+            the prior). perturb_first_restart: jitter restart 0 too (ContactOpt does).
         early_stop_patience: stop when no sample's loss improved by more than early_stop_tol (relative) for this
             many iterations (None: never).
         nn_refresh_every: recompute nearest-neighbour indices every this many iterations (distances are recomputed
@@ -75,12 +84,14 @@ class OptimizeConfig:
     optimize_object: bool = False
     w_opt_obj_rot: float = 0.3
     w_opt_obj_trans: float = 0.1
+    noise_profile: str | NoiseProfile | None = None
 
     w_obj_contact: float = 1.0
     w_hand_contact: float = 2.5
     w_pen: float = 320.0
     asym: float = 2.0
     w_pose_prior: float = 0.0
+    w_prior: float = 1.0
     pen_allowance: float = 0.002
     thin_object_extent: float = 0.01
     contact_model: ContactModel = "sdf"
@@ -99,6 +110,7 @@ class OptimizeConfig:
     restart_trans_sigma: float = 0.01
     restart_rot_sigma_deg: float = 5.0
     perturb_first_restart: bool = False
+    restart_prior_sigma: float = 1.0
     early_stop_patience: int | None = 15
     early_stop_tol: float = 1e-3
     nn_refresh_every: int = 5
@@ -115,6 +127,8 @@ class OptimizeConfig:
             ("pen_allowance", self.pen_allowance >= 0, ">= 0 metres"),
             ("nn_refresh_every", self.nn_refresh_every >= 1, ">= 1"),
             ("target_max", 0 < self.target_max <= 1, "in (0, 1]"),
+            ("w_prior", self.w_prior >= 0, ">= 0"),
+            ("restart_prior_sigma", self.restart_prior_sigma >= 0, ">= 0"),
             ("contact_model", self.contact_model in ("capsule", "sdf"), "'capsule' or 'sdf'"),
             ("penetration_model", self.penetration_model in ("hinge", "sdf"), "'hinge' or 'sdf'"),
             ("lr_schedule", self.lr_schedule in ("constant", "cosine"), "'constant' or 'cosine'"),
@@ -127,6 +141,12 @@ class OptimizeConfig:
         for name, ok, expected in checks:
             if not ok:
                 raise InputError(f"OptimizeConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+        if self.noise_profile is not None:
+            load_noise_profile(self.noise_profile)  # fails early, naming the profile
+
+    def profile(self) -> NoiseProfile | None:
+        """The resolved noise profile (None without one)."""
+        return None if self.noise_profile is None else load_noise_profile(self.noise_profile)
 
     def to_dict(self) -> dict:
         """Plain dict (for JSON provenance)."""

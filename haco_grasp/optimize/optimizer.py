@@ -1,13 +1,18 @@
-"""The contact-guided grasp optimizer: ContactOpt's objective, batched over grasps and restarts.
+"""The contact-guided grasp optimizer: batched over grasps and restarts, one fixed computation per iteration.
 
-For each grasp the optimizer owns zero-initialised offsets to the MANO global rotation (axis-angle, added as in
-ContactOpt), to the finger pose (in the span of the first ``num_pca_comps`` PCA components), to the translation
-and, optionally, to the object's rotation (about its centroid) and translation. All restarts of all grasps are one
-batch of ``B × R`` samples; every step is one batched MANO forward/backward plus the contact and penetration terms.
+For each grasp the optimizer owns offsets to the MANO global rotation (axis-angle, added as in ContactOpt), to the
+finger pose (in the span of the first ``num_pca_comps`` PCA components), to the translation, optionally to the betas,
+and optionally to the object's rotation (about its bounding-box centre) and translation. All restarts of all grasps
+are one batch of ``B × R`` samples; every iteration is one batched MANO forward/backward plus the terms of
+:mod:`haco_grasp.optimize.objectives`, whose operation count does not depend on the batch or on how many objects it
+mixes (every object's SDF grid is packed into one tensor and looked up with one gather), with no host
+synchronisation inside the loop (early stopping is checked on the host every :data:`SYNC_EVERY` iterations).
 
-Objective per sample (``shared/reference/contactopt.md`` §4)::
-
-    L = w_obj · asymL1(T_obj, C_obj) + w_hand · asymL1(T_hand, C_hand) + w_pen · L_pen
+Two parameterisations (``OptimizeConfig.noise_profile``):
+- None: ContactOpt's: offset = ``w_opt_*`` × variable, restarts jittered in absolute units, an optional L2 prior on
+  the finger offset (``w_pose_prior``).
+- a noise profile (MAP refinement): offset = std × z for every block, prior ``w_prior · ½ |z|²``, restarts drawn
+  from the prior; see :mod:`haco_grasp.optimize.noise`.
 
 The restart with the lowest final loss wins (evaluated after the last step). Everything is deterministic for a
 seed: the restart jitter and the object-point sampling use their own ``torch.Generator``.
@@ -28,25 +33,21 @@ from torch import Tensor
 
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
-from haco_grasp.geometry.contact import (
-    asymmetric_l1,
-    capsule_contact,
-    penetration_hinge,
-    sdf_contact,
-    sdf_penetration,
-)
-from haco_grasp.geometry.knn import knn_points
 from haco_grasp.geometry.rotations import axis_angle_to_matrix, euler_zyx_to_matrix, matrix_to_axis_angle
 from haco_grasp.geometry.sampling import sample_surface
-from haco_grasp.geometry.sdf import SdfGrid, sdf_grid
+from haco_grasp.geometry.sdf import PackedSdfGrids, sdf_grid
 from haco_grasp.hand.assets import cache_dir
 from haco_grasp.hand.mano import ManoLayer, load_mano
 from haco_grasp.optimize.config import OptimizeConfig, get_config
+from haco_grasp.optimize.objectives import LOSS_TERMS, Neighbours, Scene, nearest_neighbours, objective_terms
 from haco_grasp.optimize.targets import map_contact_target
 
 logger = logging.getLogger(__name__)
 
-LOSS_TERMS = ("total", "obj_contact", "hand_contact", "penetration")
+__all__ = ["LOSS_TERMS", "SYNC_EVERY", "OptimizeResult", "optimize_grasp"]
+
+#: Early stopping reads the device's "any sample still improving?" flag every this many iterations.
+SYNC_EVERY = 10
 
 
 @dataclass
@@ -108,16 +109,22 @@ def _object_key(grasp: Grasp) -> str:
 
 @dataclass
 class _Objects:
-    """Per-sample object data in each object's canonical frame (samples ordered as given)."""
+    """Per-grasp object data in each object's canonical frame (grasps in the given order).
 
-    points: Tensor  # (B, P, 3) canonical-frame surface samples
-    normals: Tensor  # (B, P, 3)
-    rotation: Tensor  # (B, 3, 3) canonical -> world
-    translation: Tensor  # (B, 3)
-    centroid: Tensor  # (B, 3) world-frame bounding-box centre of the object (pivot of object rotation)
-    allowance: Tensor  # (B,) penetration allowance, metres (0 for thin objects)
-    grids: list[SdfGrid]  # one per unique object
-    group: list[tuple[int, int, int]]  # (grid index, start, stop) over the grasp order, contiguous runs
+    points, normals: (B, P, 3) canonical surface samples and normals. rotation: (B, 3, 3) canonical -> world;
+    translation: (B, 3). centroid: (B, 3) world-frame bounding-box centre (pivot of the object rotation).
+    allowance: (B,) penetration allowance, metres (0 for thin objects). grids: every distinct object's SDF grid
+    packed (None when no SDF model is used). grid_index: (B,) long, each grasp's grid.
+    """
+
+    points: Tensor
+    normals: Tensor
+    rotation: Tensor
+    translation: Tensor
+    centroid: Tensor
+    allowance: Tensor
+    grids: PackedSdfGrids | None
+    grid_index: Tensor
 
 
 def _prepare_objects(
@@ -126,8 +133,9 @@ def _prepare_objects(
 ) -> _Objects:  # fmt: skip
     keys = [_object_key(g) for g in grasps]
     unique: dict[str, int] = {}
-    grids: list[SdfGrid] = []
+    grids = []
     samples: dict[str, tuple[Tensor, Tensor]] = {}
+    need_grid = config.contact_model == "sdf" or config.penetration_model == "sdf"
     for key, grasp in zip(keys, grasps, strict=True):
         if key in unique:
             continue
@@ -135,9 +143,8 @@ def _prepare_objects(
         # seeded per object, so a grasp's samples do not depend on the rest of the batch
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + int(key[:12], 16) % 1_000_003)
         verts, faces = grasp.obj_verts_canonical, grasp.obj_faces
-        need_grid = config.contact_model == "sdf" or config.penetration_model == "sdf"
-        grid = sdf_grid(verts, faces, pitch=config.sdf_pitch, cache_dir=cache_dir() / "sdf") if need_grid else None
-        grids.append(grid.to(device, dtype) if grid is not None else None)
+        if need_grid:
+            grids.append(sdf_grid(verts, faces, pitch=config.sdf_pitch, cache_dir=cache_dir() / "sdf"))
         samples[key] = sample_surface(verts, faces, config.n_obj_points, generator=generator)
     rotation = torch.as_tensor(np.stack([g.obj_rotation for g in grasps]), dtype=dtype, device=device)
     translation = torch.as_tensor(np.stack([g.obj_translation for g in grasps]), dtype=dtype, device=device)
@@ -155,23 +162,70 @@ def _prepare_objects(
     centre = np.stack([0.5 * (g.obj_verts_canonical.min(0) + g.obj_verts_canonical.max(0)) for g in grasps])
     centre = torch.as_tensor(centre, dtype=dtype, device=device)  # (B, 3) bounding-box centre, canonical frame
     centroid = (centre[:, None] @ rotation.transpose(1, 2))[:, 0] + translation  # (B, 3) world: rotation pivot
-    group: list[tuple[int, int, int]] = []
-    for b, key in enumerate(keys):
-        index = unique[key]
-        if group and group[-1][0] == index and group[-1][2] == b:
-            group[-1] = (index, group[-1][1], b + 1)
-        else:
-            group.append((index, b, b + 1))
-    return _Objects(points, normals, rotation, translation, centroid, allowance, grids, group)
+    packed = PackedSdfGrids.pack(grids, device=device, dtype=dtype) if grids else None
+    grid_index = torch.as_tensor([unique[k] for k in keys], dtype=torch.long, device=device)
+    return _Objects(points, normals, rotation, translation, centroid, allowance, packed, grid_index)
 
 
-def _query_sdf(objects: _Objects, points_canonical: Tensor, restarts: int) -> Tensor:
-    """Signed distance of (B·R, V, 3) canonical-frame points; samples are grasp-major (b * R + r)."""
-    pieces = []
-    for index, start, stop in objects.group:
-        chunk = points_canonical[start * restarts : stop * restarts]
-        pieces.append(objects.grids[index].query(chunk))
-    return torch.cat(pieces, dim=0)
+@dataclass
+class _Variables:
+    """Column layout of the optimised (N, W) tensor and how each column maps to a parameter offset.
+
+    scale: (W,) offset per unit of the variable (ContactOpt's ``w_opt_*`` or the profile's std; 1 for the finger
+    block, whose scale is ``pose_scale`` applied after the PCA basis). pose_scale: (45,) per axis-angle component.
+    prior_weight: (W,) weight of each variable's squared value in the loss. jitter: (W,) std of the restart draw in
+    variable units (MAP only; zeros otherwise).
+    """
+
+    rot: slice
+    pose: slice
+    transl: slice
+    betas: slice | None
+    obj_rot: slice | None
+    obj_trans: slice | None
+    width: int
+    scale: Tensor
+    pose_scale: Tensor
+    prior_weight: Tensor
+    jitter: Tensor
+
+
+def _layout(config: OptimizeConfig, num_betas: int, device: torch.device, dtype: torch.dtype) -> _Variables:
+    profile = config.profile()
+    k = config.num_pca_comps
+    blocks: list[tuple[str, int, float, float, float]] = []  # name, width, scale, prior weight, restart jitter
+    if profile is None:
+        pose_prior = config.w_pose_prior * config.w_opt_pose**2  # = w_pose_prior * |w_opt_pose * z|^2
+        blocks += [("rot", 3, config.w_opt_rot, 0.0, 0.0), ("pose", k, 1.0, pose_prior, 0.0),
+                   ("transl", 3, config.w_opt_trans, 0.0, 0.0)]  # fmt: skip
+        if config.optimize_object:
+            blocks += [("obj_rot", 3, config.w_opt_obj_rot, 0.0, 0.0),
+                       ("obj_trans", 3, config.w_opt_obj_trans, 0.0, 0.0)]  # fmt: skip
+        pose_scale = torch.full((45,), config.w_opt_pose, dtype=dtype, device=device)
+    else:
+        half, jitter = 0.5 * config.w_prior, config.restart_prior_sigma
+        blocks += [("rot", 3, profile.hand_rot_rad, half, jitter), ("pose", k, 1.0, half, 0.0),
+                   ("transl", 3, profile.hand_transl_m, half, jitter)]  # fmt: skip
+        if profile.betas > 0:
+            blocks.append(("betas", num_betas, profile.betas, half, 0.0))
+        if config.optimize_object:
+            blocks += [("obj_rot", 3, profile.obj_rot_rad, half, jitter),
+                       ("obj_trans", 3, profile.obj_transl_m, half, jitter)]  # fmt: skip
+        std = profile.hand_pose_rad
+        pose_scale = torch.as_tensor(std if isinstance(std, tuple) else (std,) * 45, dtype=dtype, device=device)
+    slices, scale, prior, jitter_values, start = {}, [], [], [], 0
+    for name, width, block_scale, block_prior, block_jitter in blocks:
+        slices[name] = slice(start, start + width)
+        scale += [block_scale] * width
+        prior += [block_prior] * width
+        jitter_values += [block_jitter] * width
+        start += width
+    as_tensor = lambda values: torch.tensor(values, dtype=dtype, device=device)  # noqa: E731
+    return _Variables(
+        rot=slices["rot"], pose=slices["pose"], transl=slices["transl"], betas=slices.get("betas"),
+        obj_rot=slices.get("obj_rot"), obj_trans=slices.get("obj_trans"), width=start, scale=as_tensor(scale),
+        pose_scale=pose_scale, prior_weight=as_tensor(prior), jitter=as_tensor(jitter_values),
+    )  # fmt: skip
 
 
 def _as_tensor(value: object, name: str, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -208,7 +262,8 @@ def optimize_grasp(
 
     Args:
         grasps: the initial grasps (hand MANO parameters + posed object), e.g. HFL-Net predictions read with
-            :mod:`haco_grasp.data.hflnet` or perturbed synthetic grasps. All must share one hand side.
+            :mod:`haco_grasp.data.hflnet` or perturbed synthetic grasps. All must share one hand side. Any mix of
+            objects, in any order: results do not depend on the batch's composition.
         target_hand_contact: (B, 778) contact probabilities on the hand (e.g. HACO), mapped to contact values by
             ``config.target_mapping`` and ``config.target_max`` (use ``target_mapping="value"`` for targets that
             already are contact values); None: no hand-contact term.
@@ -217,12 +272,17 @@ def optimize_grasp(
         config: an :class:`OptimizeConfig` or a preset name ("contactopt", "haco", "fast").
         layer: the MANO layer the grasps were made with, loaded with ``use_pca=False`` (any ``flat_hand_mean``);
             default: ``load_mano(side)`` from ``$HACO_GRASP_MANO_ROOT``.
-        device: "cpu", "cuda" or a torch.device (default: the layer's device).
+        device: "cpu", "cuda", "cuda:N", "auto" or a torch.device (default: the layer's device).
         progress: show a progress bar over iterations.
 
     Returns:
         :class:`OptimizeResult` with the refined parameters, vertices, joints, loss history and chosen restart.
+
+    Raises:
+        InputError: malformed grasps or targets, a layer of the wrong side or kind, CUDA asked for without CUDA.
     """
+    from haco_grasp.devices import resolve_device
+
     started = time.perf_counter()
     config = get_config(config)
     grasps = [grasps] if isinstance(grasps, Grasp) else list(grasps)
@@ -231,13 +291,13 @@ def optimize_grasp(
     if layer is None:
         layer = load_mano(side=grasps[0].side, use_pca=False, flat_hand_mean=True)
     _check_layer(layer, grasps)
-    device = torch.device(device) if device is not None else layer.v_template.device
+    device = resolve_device(device, "device") if device is not None else layer.v_template.device
     layer = layer.to(device)
     dtype = layer.v_template.dtype
     batch, restarts = len(grasps), config.n_restarts
     num_verts = layer.num_verts
 
-    # ---------------------------------------------------------------- inputs and targets
+    # ---------------------------------------------------------------- inputs and targets (validated once)
     go0 = _as_tensor(np.stack([g.global_orient for g in grasps]), "global_orient", (batch, 3), device, dtype)
     pose0 = _as_tensor(np.stack([g.hand_pose for g in grasps]), "hand_pose", (batch, 45), device, dtype)
     betas = _as_tensor(np.stack([g.betas for g in grasps]), "betas", (batch, len(grasps[0].betas)), device, dtype)
@@ -257,6 +317,8 @@ def optimize_grasp(
         target_obj_points = _as_tensor(target_obj_points, "target_obj_points", (batch, num_points, 3), device, dtype)
         target_obj_normals = _as_tensor(target_obj_normals, "target_obj_normals", (batch, num_points, 3), device, dtype)
     objects = _prepare_objects(grasps, config, device, dtype, target_obj_points, target_obj_normals)
+    layout = _layout(config, betas.shape[1], device, dtype)
+    map_mode = config.noise_profile is not None
 
     # finger pose: base (B, 45) + offset in the span of the first k components
     components = layer.hand_components[: config.num_pca_comps]  # (k, 45)
@@ -267,28 +329,42 @@ def optimize_grasp(
 
     # ---------------------------------------------------------------- restarts (grasp-major: sample = b * R + r)
     generator = torch.Generator().manual_seed(config.seed)
-    rot_noise = torch.randn(batch, restarts, 3, generator=generator, dtype=torch.float64)
-    trans_noise = torch.randn(batch, restarts, 3, generator=generator, dtype=torch.float64)
-    rot_noise = (rot_noise * math.radians(config.restart_rot_sigma_deg)).to(device, dtype)
-    trans_noise = (trans_noise * config.restart_trans_sigma).to(device, dtype)
-    if not config.perturb_first_restart:
-        rot_noise[:, 0] = 0.0
-        trans_noise[:, 0] = 0.0
     n = batch * restarts
     rep = lambda x: x.repeat_interleave(restarts, dim=0)  # noqa: E731 - (B, ...) -> (B·R, ...)
-    go_start = matrix_to_axis_angle(
-        euler_zyx_to_matrix(rot_noise.reshape(n, 3)) @ axis_angle_to_matrix(rep(go0))
-    )  # jitter composed with the input rotation (about the wrist joint)
-    transl_start = rep(transl0) + trans_noise.reshape(n, 3)
+    start_vars = torch.zeros(n, layout.width, dtype=dtype, device=device)
+    if map_mode:
+        # restarts start from a draw of the prior (in variable units), restart 0 at the input unless told otherwise
+        draw = torch.randn(batch, restarts, layout.width, generator=generator, dtype=torch.float64)
+        if not config.perturb_first_restart:
+            draw[:, 0] = 0.0
+        start_vars = (draw.reshape(n, layout.width).to(device, dtype) * layout.jitter)
+        go_start, transl_start = rep(go0), rep(transl0)
+    else:
+        rot_noise = torch.randn(batch, restarts, 3, generator=generator, dtype=torch.float64)
+        trans_noise = torch.randn(batch, restarts, 3, generator=generator, dtype=torch.float64)
+        rot_noise = (rot_noise * math.radians(config.restart_rot_sigma_deg)).to(device, dtype)
+        trans_noise = (trans_noise * config.restart_trans_sigma).to(device, dtype)
+        if not config.perturb_first_restart:
+            rot_noise[:, 0] = 0.0
+            trans_noise[:, 0] = 0.0
+        go_start = matrix_to_axis_angle(
+            euler_zyx_to_matrix(rot_noise.reshape(n, 3)) @ axis_angle_to_matrix(rep(go0))
+        )  # jitter composed with the input rotation (about the wrist joint)
+        transl_start = rep(transl0) + trans_noise.reshape(n, 3)
     pose_start, betas_n = rep(pose0), rep(betas)
-    points, normals = rep(objects.points), rep(objects.normals)
     obj_rot, obj_trans, centroid = rep(objects.rotation), rep(objects.translation), rep(objects.centroid)
-    allowance = rep(objects.allowance)
-    hand_target_n = rep(hand_target) if hand_target is not None else None
-    obj_target_n = rep(obj_target) if obj_target is not None else None
+    scene = Scene(
+        points=rep(objects.points),
+        normals=rep(objects.normals),
+        allowance=rep(objects.allowance)[:, None],
+        grids=objects.grids,
+        grid_index=rep(objects.grid_index),
+        hand_target=rep(hand_target) if hand_target is not None else None,
+        obj_target=rep(obj_target) if obj_target is not None else None,
+        prior_weight=layout.prior_weight,
+    )
 
-    width = 3 + config.num_pca_comps + 3 + (6 if config.optimize_object else 0)
-    variables = torch.zeros(n, width, dtype=dtype, device=device, requires_grad=True)
+    variables = start_vars.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([variables], lr=config.lr, amsgrad=config.amsgrad)
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.n_iter, 1), eta_min=config.lr * 0.05)
@@ -296,75 +372,80 @@ def optimize_grasp(
         else None
     )
 
-    def forward(vars_: Tensor, nn_state: dict) -> tuple[dict[str, Tensor], Tensor, Tensor, Tensor]:
-        k = config.num_pca_comps
-        go = go_start + config.w_opt_rot * vars_[:, :3]
-        hand_pose = pose_start + (config.w_opt_pose * vars_[:, 3 : 3 + k]) @ components
-        transl = transl_start + config.w_opt_trans * vars_[:, 3 + k : 6 + k]
-        out = layer(global_orient=go, hand_pose=hand_pose - mean, betas=betas_n, transl=transl)
-        verts = out.verts  # (N, V, 3) world
-        # world -> object-canonical frame (undo the optional object offset, then the object pose)
-        rel = verts
-        if config.optimize_object:
-            obj_delta_rot = axis_angle_to_matrix(config.w_opt_obj_rot * vars_[:, 6 + k : 9 + k])  # (N, 3, 3)
-            obj_delta_t = config.w_opt_obj_trans * vars_[:, 9 + k : 12 + k]
-            rel = (verts - centroid[:, None] - obj_delta_t[:, None]) @ obj_delta_rot + centroid[:, None]
-        canonical = (rel - obj_trans[:, None]) @ obj_rot  # (N, V, 3)
-        terms = _objective(canonical, points, normals, allowance, hand_target_n, obj_target_n, objects, restarts,
-                           config, nn_state)  # fmt: skip
-        if config.w_pose_prior > 0:
-            prior = config.w_pose_prior * (config.w_opt_pose * vars_[:, 3 : 3 + k]).square().sum(-1)
-            terms["total"] = terms["total"] + prior
-        return terms, out.verts, out.joints, torch.cat([go, hand_pose, transl], dim=1)
+    def decode(z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+        """Parameters from variables: (N, 3), (N, 45), (N, S), (N, 3), object (N, 3, 3) and (N, 3) deltas."""
+        delta = z * layout.scale  # (N, W)
+        go = go_start + delta[:, layout.rot]
+        hand_pose = pose_start + (z[:, layout.pose] @ components) * layout.pose_scale  # (N, 45)
+        transl = transl_start + delta[:, layout.transl]
+        shape = betas_n + delta[:, layout.betas] if layout.betas is not None else betas_n
+        if layout.obj_rot is None:
+            return go, hand_pose, shape, transl, None, None
+        return go, hand_pose, shape, transl, axis_angle_to_matrix(delta[:, layout.obj_rot]), delta[:, layout.obj_trans]
+
+    def forward(z: Tensor, neighbours: Neighbours | None) -> tuple[dict[str, Tensor], Tensor, Tensor, Neighbours]:
+        go, hand_pose, shape, transl, obj_delta_rot, obj_delta_t = decode(z)
+        out = layer(global_orient=go, hand_pose=hand_pose - mean, betas=shape, transl=transl)
+        rel = out.verts  # (N, V, 3) world
+        if obj_delta_rot is not None:
+            # world -> the frame of the moved object: undo x' = (x - c) @ dR.T + c + dt
+            rel = (rel - centroid[:, None] - obj_delta_t[:, None]) @ obj_delta_rot + centroid[:, None]
+        canonical = (rel - obj_trans[:, None]) @ obj_rot  # (N, V, 3) object-canonical frame
+        if neighbours is None:
+            neighbours = nearest_neighbours(canonical, scene, config)
+        return objective_terms(canonical, z, scene, neighbours, config), out.verts, out.joints, neighbours
 
     history: dict[str, list[Tensor]] = {term: [] for term in LOSS_TERMS}
-    nn_state: dict = {"iteration": 0}
+    early_stop = config.early_stop_patience is not None
     best = torch.full((n,), float("inf"), dtype=dtype, device=device)
     stale = torch.zeros(n, dtype=torch.long, device=device)
     active = torch.ones(n, dtype=torch.bool, device=device)
+    neighbours: Neighbours | None = None
     iterations = 0
     bar = _progress(config.n_iter, progress)
     for iteration in range(config.n_iter):
-        nn_state["iteration"] = iteration
+        if iteration % config.nn_refresh_every == 0:
+            neighbours = None  # recomputed inside forward
         optimizer.zero_grad(set_to_none=True)
-        terms, *_ = forward(variables, nn_state)
+        terms, _, _, neighbours = forward(variables, neighbours)
         total = terms["total"]
         total.sum().backward()  # samples are independent: the sum keeps each sample's gradient unscaled
         with torch.no_grad():
-            variables.grad[~torch.isfinite(variables.grad)] = 0.0
-            frozen = variables.detach()[~active].clone()
+            torch.nan_to_num_(variables.grad, nan=0.0, posinf=0.0, neginf=0.0)
+            before = variables.detach().clone() if early_stop else None
         optimizer.step()
-        with torch.no_grad():
-            variables[~active] = frozen  # converged samples keep their values (Adam's momentum would move them)
+        if early_stop:
+            with torch.no_grad():
+                # converged samples keep their values (Adam's momentum would move them)
+                variables.copy_(torch.where(active[:, None], variables, before))
         if scheduler is not None:
             scheduler.step()
         for term in LOSS_TERMS:
             history[term].append(terms[term].detach())
         iterations = iteration + 1
         bar.update(1)
-        if config.early_stop_patience is not None:
+        if early_stop:
             # per-sample early stopping keeps every sample's result independent of the rest of the batch
             current = total.detach()
             improved = current < best * (1.0 - config.early_stop_tol) - 1e-9
             best = torch.minimum(best, current)
             stale = torch.where(improved, torch.zeros_like(stale), stale + 1)
             active &= stale < config.early_stop_patience
-            if not active.any():
+            if iterations % SYNC_EVERY == 0 and not bool(active.any()):  # the only host synchronisation
                 break
     bar.close()
 
     with torch.no_grad():
-        nn_state["iteration"] = 0  # refresh nearest neighbours for the final evaluation
-        terms, verts, joints, params = forward(variables, nn_state)
+        terms, verts, joints, _ = forward(variables, None)  # fresh nearest neighbours for the final evaluation
         final = terms["total"].reshape(batch, restarts)
         final = torch.where(torch.isfinite(final), final, torch.full_like(final, float("inf")))
         chosen = final.argmin(dim=1)  # (B,)
         pick = torch.arange(batch, device=device) * restarts + chosen  # (B,)
-        k = config.num_pca_comps
+        go, hand_pose, shape, transl, delta_rot, delta_t = (
+            None if x is None else x[pick] for x in decode(variables)
+        )
         obj_rotation, obj_translation = objects.rotation, objects.translation
-        if config.optimize_object:
-            delta_rot = axis_angle_to_matrix(config.w_opt_obj_rot * variables[pick, 6 + k : 9 + k])
-            delta_t = config.w_opt_obj_trans * variables[pick, 9 + k : 12 + k]
+        if delta_rot is not None:
             # x' = (x - c) @ dR.T + c + dt with x = canonical @ R.T + t
             obj_rotation = delta_rot @ objects.rotation
             obj_translation = (
@@ -376,10 +457,10 @@ def optimize_grasp(
             term: torch.zeros(0, batch, dtype=dtype, device=device) for term in LOSS_TERMS
         }  # fmt: skip
         result = OptimizeResult(
-            global_orient=params[pick, :3],
-            hand_pose=params[pick, 3:48],
-            betas=betas,
-            transl=params[pick, 48:51],
+            global_orient=go,
+            hand_pose=hand_pose,
+            betas=shape,
+            transl=transl,
             obj_rotation=obj_rotation,
             obj_translation=obj_translation,
             verts=verts[pick],
@@ -394,52 +475,6 @@ def optimize_grasp(
     logger.debug("optimize_grasp: %d grasps x %d restarts, %d iterations, %.2f s", batch, restarts, iterations,
                  result.seconds)  # fmt: skip
     return result
-
-
-def _objective(
-    hand: Tensor, points: Tensor, normals: Tensor, allowance: Tensor, hand_target: Tensor | None,
-    obj_target: Tensor | None, objects: _Objects, restarts: int, config: OptimizeConfig, nn_state: dict,
-) -> dict[str, Tensor]:  # fmt: skip
-    """Weighted loss terms per sample, all in the object's canonical frame. hand: (N, V, 3)."""
-    zero = hand.new_zeros(hand.shape[0])
-    refresh = nn_state["iteration"] % config.nn_refresh_every == 0
-    need_hand_nn = config.penetration_model == "hinge" or (
-        config.contact_model == "capsule" and hand_target is not None
-    )
-    if need_hand_nn and (refresh or "hand_nn" not in nn_state):
-        with torch.no_grad():
-            nn_state["hand_nn"] = knn_points(hand.detach(), points, k=1).idx[..., 0]  # (N, V)
-    if obj_target is not None and (refresh or "obj_nn" not in nn_state):
-        with torch.no_grad():
-            nn_state["obj_nn"] = knn_points(points, hand.detach(), k=1).idx[..., 0]  # (N, P)
-    sdf = None
-    if config.contact_model == "sdf" or config.penetration_model == "sdf":
-        sdf = _query_sdf(objects, hand, restarts)  # (N, V)
-
-    hand_term = zero
-    if hand_target is not None and config.w_hand_contact > 0:
-        if config.contact_model == "sdf":
-            current = sdf_contact(sdf)
-        else:
-            current = capsule_contact(hand, points, normals, nn_state["hand_nn"])
-        hand_term = config.w_hand_contact * asymmetric_l1(hand_target, current, config.asym)
-    obj_term = zero
-    if obj_target is not None and config.w_obj_contact > 0:
-        nearest_hand = torch.gather(hand, 1, nn_state["obj_nn"][..., None].expand(-1, -1, 3))  # (N, P, 3)
-        own = torch.arange(points.shape[1], device=hand.device).expand(points.shape[0], -1)
-        current = capsule_contact(nearest_hand, points, normals, own)
-        obj_term = config.w_obj_contact * asymmetric_l1(obj_target, current, config.asym)
-    if config.penetration_model == "sdf":
-        pen = sdf_penetration(sdf, allowance)
-    else:
-        pen = penetration_hinge(hand, points, normals, allowance=allowance, nn_idx=nn_state["hand_nn"])
-    pen_term = config.w_pen * pen
-    return {
-        "total": obj_term + hand_term + pen_term,
-        "obj_contact": obj_term,
-        "hand_contact": hand_term,
-        "penetration": pen_term,
-    }
 
 
 class _NoBar:

@@ -49,11 +49,27 @@ def test_chunked_search_equals_single_block(monkeypatch):
     p1 = torch.tensor(rng.normal(size=(3, 37, 3)))
     p2 = torch.tensor(rng.normal(size=(3, 23, 3)))
     whole = knn_points(p1, p2, k=4)
+    nearest = knn_points(p1, p2, k=1)
     for budget in (50, 10):  # 50 < B * P2: per-batch loop; 10 < P2: one row at a time
-        monkeypatch.setattr(knn_module, "_MAX_PAIRWISE_ENTRIES", budget)
+        monkeypatch.setattr(knn_module, "_pairwise_budget", lambda device, element_size, budget=budget: budget)
         chunked = knn_points(p1, p2, k=4)
         torch.testing.assert_close(chunked.sq_dist, whole.sq_dist)
         torch.testing.assert_close(chunked.idx, whole.idx)
+        chunked_nearest = knn_points(p1, p2, k=1)  # the min path, chunked
+        torch.testing.assert_close(chunked_nearest.idx, whole.idx[..., :1])
+        torch.testing.assert_close(chunked_nearest.sq_dist, nearest.sq_dist)
+
+
+def test_nearest_neighbour_min_path_matches_kdtree():
+    """K = 1 uses argmin over squared distances (no topk): same indices and distances as scipy's k-d tree."""
+    rng = np.random.default_rng(6)
+    p1 = rng.normal(scale=0.05, size=(4, 200, 3)) + np.array([0.3, -0.2, 0.8])
+    p2 = rng.normal(scale=0.05, size=(4, 500, 3)) + np.array([0.3, -0.2, 0.8])
+    result = knn_points(torch.as_tensor(p1), torch.as_tensor(p2), k=1)
+    for b in range(4):
+        sq_dist, idx = _kdtree_reference(p1[b], p2[b], 1)
+        np.testing.assert_array_equal(result.idx[b].numpy(), idx)
+        np.testing.assert_allclose(result.sq_dist[b].numpy(), sq_dist, rtol=1e-10)
 
 
 def test_padded_lengths():

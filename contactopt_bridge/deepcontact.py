@@ -228,6 +228,13 @@ def load_deepcontact(path: str | os.PathLike | None = None, device: str | torch.
         state = state["model"]
     if not isinstance(state, dict):
         raise InputError(f"{resolved}: expected a state_dict (dict of tensors), got {type(state).__name__}")
+    floating = {k: v for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point()}
+    not_finite = [k for k, v in floating.items() if not bool(v.isfinite().all())]
+    if not_finite:
+        raise InputError(
+            f"{resolved}: tensor {not_finite[0]!r} holds NaN or inf weights; the checkpoint is corrupt (or saved from "
+            "a diverged run), use another one"
+        )
     model = DeepContactNet()
     try:
         model.load_state_dict(state, strict=True)

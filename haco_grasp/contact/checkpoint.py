@@ -105,6 +105,12 @@ def extract_state_dict(checkpoint: Any, source: str = "checkpoint") -> dict[str,
             f"{source}: expected tensors only in the state_dict, got non-tensor entries {non_tensors[:_LISTED]}"
         )
     state = dict(checkpoint)
+    not_finite = [key for key, value in state.items() if value.is_floating_point() and not bool(value.isfinite().all())]
+    if not_finite:
+        raise InputError(
+            f"{source}: tensor {not_finite[0]!r} (and {len(not_finite) - 1} more) holds NaN or inf weights; the "
+            "checkpoint is corrupt (or saved from a diverged run), use another one"
+        )
     if all(key.startswith("module.") for key in state):
         state = {key[len("module.") :]: value for key, value in state.items()}
     return state

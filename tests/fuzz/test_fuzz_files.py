@@ -192,3 +192,23 @@ def test_contactopt_pickle_with_payload(tmp_path):
     path.write_bytes(data.getvalue())
     message = one_line_error(lambda: read_contactopt_pickle(path), kind=HacoGraspError)
     assert "system" in message
+
+
+@pytest.mark.parametrize("loader", ["haco", "deepcontact"])
+def test_nan_weights_name_the_file(loader, tmp_path):
+    from contactopt_bridge.deepcontact import DEFAULT_CHECKPOINT as DEEPCONTACT
+    from contactopt_bridge.deepcontact import load_deepcontact
+    from haco_grasp.contact.checkpoint import load_haco
+    from haco_grasp.contact.predictor import DEFAULT_CHECKPOINT as HACO
+
+    source = HACO if loader == "haco" else DEEPCONTACT
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    tensors = state["state_dict"] if loader == "haco" else state.get("model", state)
+    name = sorted(k for k, v in tensors.items() if v.is_floating_point())[0]
+    tensors[name] = tensors[name] * float("nan")
+    path = tmp_path / source.name
+    torch.save(state, path)
+    if loader == "haco":
+        shutil.copy(source.with_suffix(".json"), path.with_suffix(".json"))
+    load = load_haco if loader == "haco" else load_deepcontact
+    one_line_error(lambda: load(path), str(path), name, "NaN", kind=InputError, seconds=60, traced_mb=512)

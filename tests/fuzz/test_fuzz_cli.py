@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 
 import numpy as np
 import pytest
 
 from haco_grasp.lockfile import OutputLock
+from haco_grasp.safe_pickle import safe_load
 
 from .conftest import bounded, cli_error, write_pickle
 
@@ -244,3 +246,53 @@ def test_stale_lock_is_taken_over_with_a_warning(world, tiny, tmp_path, caplog):
     ]
     assert len(warnings) == 1 and f"pid {dead}" in warnings[0], caplog.text
     assert out.is_file() and not out.with_name("refined.pkl.lock").exists() and not stale_tmp.exists()
+
+
+def _interrupted_run(world, out, monkeypatch, **replace):
+    """A run stopped (Ctrl-C) after its first batch: a partial folder with one batch and the manifest."""
+    import haco_grasp.optimize as optimize_module
+    from haco_grasp.cli import main
+
+    real, calls = optimize_module.optimize_grasp, []
+
+    def interrupted(grasps, *args, **kwargs):
+        calls.append(len(grasps))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(grasps, *args, **kwargs)
+
+    monkeypatch.setattr(optimize_module, "optimize_grasp", interrupted)
+    argv = _replace(_argv(world, out, "--batch-size", "1"), "--limit", "2")
+    for flag, value in replace.items():
+        argv = _replace(argv, flag, value)
+    assert main([str(a) for a in argv]) == 130
+    monkeypatch.setattr(optimize_module, "optimize_grasp", real)
+    assert len(list(_partial(out).glob("batch_*.pkl"))) == 1
+    return argv
+
+
+def test_resume_after_mano_file_changed(world, tiny, tmp_path, monkeypatch, capsys):
+    mano = tmp_path / "mano"
+    shutil.copytree(world.mini.mano_root, mano)
+    out = tmp_path / "refined.pkl"
+    argv = _interrupted_run(world, out, monkeypatch, **{"--mano-root": mano})
+    raw = safe_load(mano / "MANO_RIGHT.pkl", chumpy=True)
+    raw["v_template"] = raw["v_template"] + 1e-4
+    write_pickle(mano / "MANO_RIGHT.pkl", raw, protocol=2)
+    cli_error(capsys, argv, "--mano-root changed", "MANO right", "--restart")
+    assert len(list(_partial(out).glob("batch_*.pkl"))) == 1
+
+
+def test_resume_after_code_changed(world, tiny, tmp_path, monkeypatch, capsys):
+    import haco_grasp.refine as refine_module
+
+    out = tmp_path / "refined.pkl"
+    argv = _interrupted_run(world, out, monkeypatch)
+    monkeypatch.setattr(refine_module, "_CODE_VERSION", "haco_grasp 9.9.9 0000000")
+    cli_error(capsys, argv, "the code changed", "9.9.9", "--restart")
+
+
+def test_resume_with_other_preset(world, tiny, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "refined.pkl"
+    argv = _interrupted_run(world, out, monkeypatch)
+    cli_error(capsys, [*argv, "--preset", "contactopt"], "different run", "preset")

@@ -42,14 +42,25 @@ Output ``<out>`` (format ``"haco_grasp.refined/v1"``, a pickled dict of builtins
 
 ``<out>.config.json`` holds the resolved configuration. While running, each finished batch is written atomically
 to ``<out>.partial/batch_<first>_<last>.pkl`` (positions in the prediction file); a rerun of the same command skips
-the samples found there (``--restart`` discards them). ``<out>.partial/manifest.json`` records the prediction
-file's SHA-256, the preset and optimizer settings, the contact source and the MANO dtype; a partial folder of a
-different run is refused. ``<out>`` is written (temp file + ``os.replace``) once every sample is done; then the
-partial folder is removed.
+the samples found there (``--restart`` discards them). ``<out>.partial/manifest.json`` records everything that
+determines the result: the SHA-256 of the prediction file, of the YCB meshes the selected samples use (``--objects``),
+of the MANO files, of the contact file, checkpoint (and its ``.json``) or images, the preset and optimizer settings,
+the contact source and threshold, the MANO dtype and the code version (haco_grasp version + git commit). A partial
+folder whose manifest differs is refused with a message naming the input that changed. (Batch size, device and the
+number of ranks are not recorded: they change float round-off only.) ``<out>`` is written (temp file +
+``os.replace``) once every sample is done; then the partial folder is removed.
+
+One run at a time per ``<out>``: rank 0 holds ``<out>.lock`` (pid, host, start time; ``fcntl.flock``, released by
+the kernel even on ``kill -9``) for the whole run. A second run refuses with a one-line error naming the holder; a
+lock left by a dead run on this host is taken over with a warning (:mod:`haco_grasp.lockfile`). Under the lock, temp
+files of a killed final write (``.<out name>.*.tmp``) and of killed batch writes are removed. Every file is created
+with the permissions of the umask (``0o666 & ~umask``), so the group can read results where the umask allows it.
 
 Scale-out: under ``torchrun`` (``WORLD_SIZE > 1``, ``RANK``) each rank refines every ``WORLD_SIZE``-th pending
 sample into the same partial folder (which must be on a file system all ranks share), the ranks meet (gloo
-collectives, initialised from the environment) and rank 0 merges the batches and writes ``<out>``. With
+collectives, initialised from the environment) and rank 0 merges the batches and writes ``<out>``. The ranks wait
+``dist_connect_timeout_s`` (120 s; ``$HACO_GRASP_DIST_CONNECT_TIMEOUT_S``) for each other at the start, so a rank
+launched without its peers stops with a one-line error instead of waiting for the collective timeout. With
 ``--device cuda`` rank r uses ``cuda:<LOCAL_RANK>``.
 
 This module imports only the standard library and numpy at import time (the CLI builds its parser from

@@ -588,7 +588,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser: the parser or subparser.
     """
     d = TrainConfig()
-    parser.add_argument("--out-dir", default=d.out_dir, help="output folder (checkpoints, json, data cache)")
+    parser.add_argument(
+        "--out", dest="out_dir", default=d.out_dir, help="output folder (checkpoints, json, data cache)"
+    )
+    parser.add_argument("--out-dir", dest="out_dir", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old spelling
     parser.add_argument("--n-grasps", type=int, default=d.n_grasps, help="synthetic ground-truth grasps")
     parser.add_argument("--grasp-seed", type=int, default=d.grasp_seed, help="seed of generate_grasps")
     parser.add_argument("--test-objects", nargs="+", default=list(d.test_objects), help="held-out object names")
@@ -607,7 +610,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=d.device, help="torch device")
     parser.add_argument("--num-threads", type=int, default=d.num_threads, help="torch CPU threads")
     parser.add_argument("--max-minutes", type=float, default=d.max_minutes, help="training time limit, minutes")
-    parser.add_argument("--no-resume", action="store_true", help="start afresh even if out-dir/last.pt exists")
+    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=d.resume,
+                        help="continue from OUT/last.pt when it exists; --no-resume starts afresh "
+                        "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="evaluation batch size")
     parser.add_argument("--export", default=d.export, help="also write the final state_dict (and .json) here")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -642,7 +647,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         device=args.device,
         num_threads=args.num_threads,
         max_minutes=args.max_minutes,
-        resume=not args.no_resume,
+        resume=args.resume,
         eval_batch_size=args.eval_batch_size,
         export=args.export,
         progress=not args.no_progress,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
 from haco_grasp.errors import HacoGraspError
 
@@ -29,10 +30,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from haco_grasp.info import environment_report
+    from haco_grasp.info import asset_report, environment_report
 
     for key, value in environment_report().items():
-        print(f"{key:>14}: {value}")
+        print(f"{key:>16}: {value}")
+    print("assets:")
+    for key, value in asset_report().items():
+        print(f"{key:>16}: {value}")
     return 0
 
 
@@ -73,6 +77,95 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: Where a lazy command's flags are documented: ``"module:ConfigClass"`` whose docstring's ``field: text`` lines give
+#: the help of flags without one, and optionally ``"module:PRESETS:option"``: the preset dict and the option naming
+#: the preset whose values are the defaults of flags that default to None (they override the preset).
+HELP_SOURCES: dict[str, tuple[str, str | None]] = {
+    "train-haco": ("haco_grasp.contact.train:TrainConfig", "haco_grasp.contact.train:PRESETS:preset"),
+    "train-deepcontact": ("contactopt_bridge.train:TrainConfig", None),
+}
+
+
+_NAMES = r"[a-z_][a-z0-9_]*(?:\s*[,/]\s*[a-z_][a-z0-9_]*)*"
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """``field name -> text`` from a config class docstring.
+
+    Definitions are ``name: text`` (also ``a, b: text`` and ``a / b: text``, several per line after ``.`` or ``;``),
+    continued on more indented lines; reStructuredText roles and backquotes are removed, and "as named" becomes the
+    field's name.
+    """
+    docs: dict[str, str] = {}
+    current: list[str] = []
+    indent = 0
+    for line in (cls.__doc__ or "").splitlines():
+        match = re.match(rf"^(\s*)({_NAMES})\s*:\s+(.*)$", line)
+        if match:
+            indent = len(match.group(1))
+            text = f"{match.group(2)}: {match.group(3)}"
+            for part in re.split(rf"(?<=[.;])\s+(?={_NAMES}\s*:\s)", text):
+                definition = re.match(rf"({_NAMES})\s*:\s+(.*)$", part)
+                if definition:
+                    current = [n.strip() for n in re.split(r"[,/]", definition.group(1))]
+                    for name in current:
+                        docs[name] = definition.group(2).strip()
+        elif current and line.strip() and len(line) - len(line.lstrip()) > indent:
+            for name in current:
+                docs[name] += " " + line.strip()
+        else:
+            current = []
+    for name, text in docs.items():  # "batch_size, epochs: as named (...)" -> "batch size (...)"
+        if text.startswith("as named"):
+            docs[name] = name.replace("_", " ") + text[len("as named") :]
+    return {k: re.sub(r":\w+:`~?([^`]*)`", r"\1", v).replace("``", "").rstrip(".; ") for k, v in docs.items()}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value)) if value else "none"
+    return "none" if value is None else str(value).replace("%", "%%")
+
+
+def complete_help(
+    parser: argparse.ArgumentParser, docs: Mapping[str, str] | None = None, preset: tuple[str, Any] | None = None
+) -> None:
+    """Give every option of ``parser`` a help text and its default.
+
+    A missing help text comes from ``docs`` (by ``dest``); a help text that does not mention its default gets
+    ``(default: ...)``; switches (``store_true`` / ``store_false``) are off unless given and get none. An option that
+    defaults to None shows the value of ``preset = (preset name, preset config)`` for its ``dest`` when there is one.
+    """
+    docs = docs or {}
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+            continue
+        if not action.help:
+            action.help = docs.get(action.dest, action.dest.replace("_", " ")).replace("%", "%%")
+            if isinstance(action, argparse._StoreFalseAction):  # "--no-augment" documented by the "augment" field
+                action.help = f"switch off: {action.help}"
+        switch = action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction)
+        if "default" in action.help or not action.option_strings or switch or action.required:
+            continue
+        default = action.default
+        if default is None and preset is not None and hasattr(preset[1], action.dest):
+            action.help += f" (default: {_shown(getattr(preset[1], action.dest))}, from the {preset[0]} preset)"
+        else:
+            action.help += f" (default: {_shown(default)})"
+
+
+def _complete_lazy_help(name: str, parser: argparse.ArgumentParser) -> None:
+    docs_target, preset_target = HELP_SOURCES.get(name, (None, None))
+    docs = field_docs(_resolve(docs_target)) if docs_target else {}
+    preset = None
+    if preset_target:
+        module, attribute, option = preset_target.split(":")
+        presets = getattr(importlib.import_module(module), attribute)
+        chosen = parser.get_default(option)
+        preset = (chosen, presets[chosen]) if chosen in presets else None
+    complete_help(parser, docs, preset)
+
+
 def _resolve(target: str):
     module, name = target.split(":")
     return getattr(importlib.import_module(module), name)
@@ -107,18 +200,30 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     demo.add_argument("--out", default="haco_grasp_demo", help="output folder (default: %(default)s)")
     demo.add_argument("--n", type=int, default=4, help="number of grasps (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    demo.add_argument("--noise", default="hflnet-like", choices=["hflnet-like", "contactopt-aug"])
+    demo.add_argument("--noise", default="hflnet-like", choices=["hflnet-like", "contactopt-aug"],
+                      help="perturbation model of the inputs: what an image-based estimator gets wrong, or "
+                      "ContactOpt's augmentation (default: %(default)s)")  # fmt: skip
     demo.add_argument(
         "--contact",
         default="auto",
         choices=["auto", "haco", "deepcontact", "oracle", "geometric"],
         help="contact target source; auto = the best available (default: %(default)s)",
     )
-    demo.add_argument("--preset", default="fast", choices=["fast", "contactopt", "haco"])
+    demo.add_argument(
+        "--preset",
+        default="fast",
+        choices=["fast", "contactopt", "haco"],
+        help="optimizer preset (default: %(default)s)",
+    )
     demo.add_argument("--json", default=None, metavar="PATH", help="also write the metrics as JSON to PATH")
+    complete_help(demo)
     demo.set_defaults(func=_cmd_demo)
 
-    info = sub.add_parser("info", help="print versions, devices and optional accelerators")
+    info = sub.add_parser(
+        "info",
+        help="print versions, devices, optional accelerators and the assets found (MANO "
+        "files, checkpoints, datasets, caches) with their paths",
+    )
     info.set_defaults(func=_cmd_info)
 
     from haco_grasp.refine import add_arguments as add_refine_arguments  # light: stdlib + numpy only
@@ -130,6 +235,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "(partial results in OUT.partial/), scales out under torchrun, prints before/after metrics with --dexycb.",
     )
     add_refine_arguments(refine)
+    complete_help(refine)
     refine.set_defaults(func=_cmd_refine)
 
     selected = _selected_command(sys.argv[1:] if argv is None else argv)
@@ -137,6 +243,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=summary, description=summary)
         if name == selected:
             _resolve(add_arguments)(command)
+            _complete_lazy_help(name, command)
             command.set_defaults(func=_resolve(run))
     return parser
 

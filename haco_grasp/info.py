@@ -54,6 +54,57 @@ def environment_report() -> dict[str, str]:
     }
 
 
+def _files_state(paths: list[Path]) -> str:
+    found = [p for p in paths if p.is_file()]
+    if len(found) == len(paths):
+        return "found"
+    return "missing " + ", ".join(p.name for p in paths if not p.is_file())
+
+
+def asset_report() -> dict[str, str]:
+    """Which assets this installation finds and where: MANO files, checkpoints, datasets and caches.
+
+    Returns:
+        name -> "path (found | missing ... | not set)"; cheap (no file is read, only checked).
+    """
+    import os
+
+    from haco_grasp.hand.assets import CACHE_ENV, cache_dir, synthetic_mano_dir
+    from haco_grasp.hand.mano import MANO_FILES, MANO_ROOT_ENV, SYNTHETIC_ROOT
+
+    package = Path(__file__).resolve().parent
+    report: dict[str, str] = {}
+    mano_env = os.environ.get(MANO_ROOT_ENV)
+    if not mano_env:
+        report["MANO"] = f"${MANO_ROOT_ENV} not set (pass --mano-root DIR, or --mano-root synthetic)"
+    elif mano_env == SYNTHETIC_ROOT:
+        report["MANO"] = f"${MANO_ROOT_ENV}=synthetic: the shipped synthetic hand"
+    else:
+        root = Path(mano_env).expanduser()
+        files = [root / name for name in MANO_FILES.values()]
+        if not all(f.is_file() for f in files):
+            files = [root / "models" / name for name in MANO_FILES.values()]
+        report["MANO"] = f"{files[0].parent} ({_files_state(files)}, from ${MANO_ROOT_ENV})"
+    synthetic = synthetic_mano_dir()
+    report["synthetic hand"] = (f"{synthetic} (found)" if (synthetic / "MANO_RIGHT.pkl").is_file()
+                                else f"{synthetic} (written on first use)")  # fmt: skip
+    haco = package / "contact" / "checkpoints" / "haco_synthetic.ckpt"
+    report["HACO checkpoint"] = f"{haco} ({_files_state([haco, haco.with_suffix('.json')])})"
+    deepcontact = package.parent / "contactopt_bridge" / "checkpoints" / "deepcontact_synthetic.pt"
+    report["DeepContact ckpt"] = f"{deepcontact} ({_files_state([deepcontact])})"
+    dexycb = os.environ.get("DEX_YCB_DIR")
+    if dexycb:
+        models = Path(dexycb).expanduser() / "models"
+        state = "found" if models.is_dir() else "no models/ folder"
+        report["DexYCB"] = f"{dexycb} ({state}, from $DEX_YCB_DIR)"
+    else:
+        report["DexYCB"] = "$DEX_YCB_DIR not set (pass --dexycb DIR / --objects DIR)"
+    source = f"from ${CACHE_ENV}" if os.environ.get(CACHE_ENV) else f"${CACHE_ENV} not set"
+    caches = [name for name in ("sdf", "coacd", "synthetic_mano") if (cache_dir() / name).is_dir()]
+    report["cache"] = f"{cache_dir()} ({source}; holds {', '.join(caches) or 'nothing yet'})"
+    return report
+
+
 def machine_description(threads: int | None = None) -> str:
     """One line naming the processor, core count and torch threads, for benchmark provenance."""
     import os

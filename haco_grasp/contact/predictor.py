@@ -362,7 +362,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
     parser.add_argument("--threshold", type=float, default=None, help="probability threshold (default: backbone's)")
     parser.add_argument("--min-component", type=int, default=MIN_COMPONENT_SIZE, help="smallest contact patch kept")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
     parser.add_argument("--no-render", action="store_true", help="skip the heat-map renders")
     return parser
 

@@ -823,7 +823,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="synthetic-small", help="base configuration")
     parser.add_argument("--config", help="JSON file of TrainConfig fields (applied after the preset)")
     parser.add_argument("--out", dest="out_dir", help="output folder")
-    parser.add_argument("--resume", action="store_true", default=None, help="continue from OUT/last.ckpt")
+    parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=None,
+                        help="continue from OUT/last.ckpt; --no-resume starts afresh")  # fmt: skip
     parser.add_argument("--backbone", help="backbone registry name")
     parser.add_argument("--backbone-kwargs", type=json.loads, help="JSON dict, e.g. '{\"depth\": 4}'")
     for name in ("decoder_dim", "depth", "heads", "dim_head", "mlp_dim", "batch_size", "epochs", "workers", "seed"):
@@ -893,11 +894,11 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--split", default="s0_test", help="DexYCB split")
     parser.add_argument("--threshold", type=float, help="probability threshold (default: the backbone's)")
     parser.add_argument("--stats", help="ContactStats .npz of the training labels for the mean-map baseline")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    parser.add_argument("--workers", type=int, default=0, help="data-loader worker processes")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N")
     parser.add_argument("--json", dest="json_out", help="write the result JSON here")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return parser
 
 

@@ -13,18 +13,23 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "haco_grasp").expanduser()
 
 
+def synthetic_mano_dir() -> Path:
+    """Where :func:`synthetic_mano_root` keeps the synthetic hand of this version (nothing is written)."""
+    import hashlib
+
+    # keyed by the generator's source, so a changed generator never reuses stale pickles
+    source = Path(__file__).resolve().parent / "synthetic.py"
+    return cache_dir() / "synthetic_mano" / hashlib.sha1(source.read_bytes()).hexdigest()[:12]
+
+
 def synthetic_mano_root() -> Path:
     """Folder holding the synthetic ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl``, written on first use.
 
     Use it as ``load_mano(root=synthetic_mano_root())``.
     """
-    import hashlib
-
     from haco_grasp.hand import synthetic
 
-    # keyed by the generator's source, so a changed generator never reuses stale pickles
-    version = hashlib.sha1(Path(synthetic.__file__).read_bytes()).hexdigest()[:12]
-    root = cache_dir() / "synthetic_mano" / version
+    root = synthetic_mano_dir()
     if not all((root / name).is_file() for name in ("MANO_RIGHT.pkl", "MANO_LEFT.pkl")):
         root.mkdir(parents=True, exist_ok=True)
         synthetic.write_synthetic_mano(root)

@@ -836,9 +836,9 @@ def _env_int(name: str, default: int) -> int:
         raise InputError(f"${name}: expected an integer (set by torchrun), got {text!r}") from None
 
 
-def _check_out_folder(out: Path) -> None:
-    """``--out``'s folder exists or can be created: the nearest existing ancestor is a writable folder."""
-    ancestor = out.parent
+def _check_folder_creatable(folder: Path, what: str, fix: str) -> None:
+    """``folder`` exists or can be created: the nearest existing ancestor is a writable folder (else InputError)."""
+    ancestor = folder
     while not ancestor.exists():
         if ancestor.is_symlink():  # a dangling link
             raise InputError(f"--out {out}: {ancestor} is a broken symbolic link; fix it or choose another --out")
@@ -848,7 +848,16 @@ def _check_out_folder(out: Path) -> None:
     if ancestor.exists() and not ancestor.is_dir():
         raise InputError(f"--out {out}: {ancestor} is a file, not a folder; choose an --out in a folder")
     if ancestor.is_dir() and not os.access(ancestor, os.W_OK | os.X_OK):
-        raise InputError(f"--out {out}: folder {ancestor} is not writable; choose an --out in a writable folder")
+        raise InputError(f"{what}: folder {ancestor} is not writable; {fix}")
+
+
+def _check_out_folder(out: Path) -> None:
+    """``--out``'s folder and the toolkit's cache folder (SDF grids) exist or can be created."""
+    _check_folder_creatable(out.parent, f"--out {out}", "choose an --out in a writable folder")
+    from haco_grasp.hand.assets import CACHE_ENV, cache_dir
+
+    _check_folder_creatable(cache_dir(), f"cache folder {cache_dir()} (${CACHE_ENV})",
+                            f"set ${CACHE_ENV} to a writable folder")  # fmt: skip
 
 
 def _connect_timeout(config: RefineConfig) -> float:

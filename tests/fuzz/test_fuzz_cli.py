@@ -123,6 +123,8 @@ def _cases(world, tmp):
         "mano-env-missing": ([a for a in base if a not in ("--mano-root", str(world.mini.mano_root),
                                                             world.mini.mano_root)],
                              {"HACO_GRASP_MANO_ROOT": str(tmp / "nowhere")}, "MANO"),
+        "cache-env-is-file": (base, {"HACO_GRASP_CACHE": str(a_file)}, "$HACO_GRASP_CACHE"),
+        "cache-env-under-file": (base, {"HACO_GRASP_CACHE": str(a_file / "cache")}, "$HACO_GRASP_CACHE"),
         "dexycb-env-missing": ([a for a in base if a not in ("--objects", world.mini.models_root)],
                                {"DEX_YCB_DIR": str(tmp / "nowhere")}, "--objects"),
     }  # fmt: skip
@@ -138,7 +140,7 @@ CASE_NAMES = [
     "contact-file-dupe", "contact-file-int-ids", "contact-file-truncated", "contact-file-is-pickle",
     "world-size-text", "world-size-zero", "rank-too-large", "rank-negative", "rank-text", "no-master-addr",
     "master-port-text", "connect-timeout-text", "connect-timeout-negative", "rank1-without-rank0",
-    "mano-env-missing", "dexycb-env-missing",
+    "mano-env-missing", "dexycb-env-missing", "cache-env-is-file", "cache-env-under-file",
 ]  # fmt: skip
 
 

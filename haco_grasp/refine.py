@@ -841,12 +841,12 @@ def _check_folder_creatable(folder: Path, what: str, fix: str) -> None:
     ancestor = folder
     while not ancestor.exists():
         if ancestor.is_symlink():  # a dangling link
-            raise InputError(f"--out {out}: {ancestor} is a broken symbolic link; fix it or choose another --out")
+            raise InputError(f"{what}: {ancestor} is a broken symbolic link; {fix}")
         if ancestor.parent == ancestor:
             break
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
-        raise InputError(f"--out {out}: {ancestor} is a file, not a folder; choose an --out in a folder")
+        raise InputError(f"{what}: {ancestor} is a file, not a folder; {fix}")
     if ancestor.is_dir() and not os.access(ancestor, os.W_OK | os.X_OK):
         raise InputError(f"{what}: folder {ancestor} is not writable; {fix}")
 

@@ -230,9 +230,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     refine = sub.add_parser(
         "refine",
-        help="refine HFL-Net predictions (hflnet.pkl) with contact-guided grasp optimisation",
-        description="Refine every grasp of an hflnet.pkl towards a contact target without penetration; resumable "
-        "(partial results in OUT.partial/), scales out under torchrun, prints before/after metrics with --dexycb.",
+        help="refine HFL-Net predictions (hflnet.pkl) or your own data (generic .npz) with contact-guided grasp "
+        "optimisation",
+        description="Refine every grasp of an hflnet.pkl or a generic .npz (docs/own-data.md) towards a contact target "
+        "without penetration; writes per-frame metrics (OUT.frames.csv), an interactive report (OUT.report.html) "
+        "and optionally meshes and a ContactOpt export; resumable (partial results in OUT.partial/), scales out under "
+        "torchrun, prints before/after metrics with --dexycb.",
     )
     add_refine_arguments(refine)
     complete_help(refine)

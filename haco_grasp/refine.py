@@ -1,10 +1,12 @@
-"""``haco-grasp refine``: refine HFL-Net predictions (``hflnet.pkl``) with the contact-guided grasp optimizer.
+"""``haco-grasp refine``: refine HFL-Net predictions (``hflnet.pkl``) or your own hands and objects (a generic
+``.npz``, :mod:`haco_grasp.data.generic`) with the contact-guided grasp optimizer.
 
 Pipeline (:func:`run_refine`)::
 
-    load_hflnet(pred) -> first --limit samples -> Grasps (prediction_to_grasp: YCB models from --objects, MANO from
-    --mano-root) -> contact targets (CONTACT_SOURCES[--contact]) -> optimize_grasp per batch (right and left hands
-    in separate batches, each with its own MANO layer) -> refined.pkl (+ before/after metrics with --dexycb)
+    load_hflnet(pred) or load_generic(pred) -> first --limit samples -> Grasps (prediction_to_grasp /
+    frame_to_grasp: meshes from --objects, MANO from --mano-root) -> contact targets (CONTACT_SOURCES[--contact])
+    -> optimize_grasp per batch (right and left hands in separate batches, each with its own MANO layer)
+    -> refined.pkl (+ before/after metrics with --dexycb) + <out>.frames.csv, <out>.report.html, exports
 
 Contact sources (:data:`CONTACT_SOURCES`, each a callable ``(grasps, predictions, config) -> ContactTargets``):
 
@@ -39,6 +41,11 @@ Output ``<out>`` (format ``"haco_grasp.refined/v1"``, a pickled dict of builtins
         loss float (final loss of the chosen restart), chosen_restart int, iterations int,
         seconds float (grasp + contact + optimisation wall time of its batch / batch size),
         contact_oracle bool (the target came from ground truth; the header's flag is True if any sample's is)
+
+Beside it (:mod:`haco_grasp.refine_outputs`): ``<out>.frames.csv``, per-frame metrics (also the header's
+``frame_metrics``); ``<out>.report.html``, the interactive report (unless ``--no-report``); with ``--export-meshes
+DIR`` PLY meshes per frame; with ``--export-contactopt PATH`` ContactOpt's result format. Each sample also stores
+``loss_history`` (term -> (T,) float32, the chosen restart's weighted terms per iteration).
 
 ``<out>.config.json`` holds the resolved configuration. While running, each finished batch is written atomically
 to ``<out>.partial/batch_<first>_<last>.pkl`` (positions in the prediction file); a rerun of the same command skips
@@ -1650,7 +1657,9 @@ def run_refine(config: RefineConfig) -> RefineSummary:
 # ----------------------------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``haco-grasp refine`` options to ``parser`` (the fields of :class:`RefineConfig`)."""
-    parser.add_argument("--pred", required=True, metavar="PATH", help="HFL-Net predictions (hflnet.pkl)")
+    parser.add_argument("--pred", required=True, metavar="PATH",
+                        help="HFL-Net predictions (hflnet.pkl) or your own data (a generic .npz: see "
+                        "docs/own-data.md)")  # fmt: skip
     parser.add_argument("--out", required=True, metavar="PATH", help="output file (refined.pkl)")
     parser.add_argument("--contact", default="auto", choices=["auto", *CONTACT_SOURCES],
                         help="contact target source; auto = the best these inputs allow: file (predictions carry "
@@ -1665,7 +1674,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="optimizer preset (default: %(default)s)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N (default: %(default)s)")
     parser.add_argument("--objects", metavar="DIR", default=None,
-                        help="DexYCB models folder (default: DEXYCB/models, else $DEX_YCB_DIR/models)")  # fmt: skip
+                        help="DexYCB models folder, or the folder of the mesh files a generic .npz names "
+                        "(default: DEXYCB/models, else $DEX_YCB_DIR/models)")  # fmt: skip
     parser.add_argument("--mano-root", metavar="DIR", default=None,
                         help="folder with MANO_RIGHT.pkl / MANO_LEFT.pkl, or 'synthetic' for the shipped synthetic "
                         "hand (default: $HACO_GRASP_MANO_ROOT)")  # fmt: skip

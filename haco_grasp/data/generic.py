@@ -362,7 +362,8 @@ def _load_mesh_file(path: Path) -> ObjectMesh:
         raise InputError(f"{path}: not a readable mesh ({type(exc).__name__}: {exc}); re-export it") from None
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise InputError(f"{path}: holds no triangles; expected a triangle mesh in metres")
-    mesh.merge_vertices()
+    if not mesh.is_watertight:  # e.g. split along UV or normal seams; a closed mesh is kept as it is
+        mesh.merge_vertices()
     verts = np.ascontiguousarray(mesh.vertices, dtype=np.float64)
     faces = np.ascontiguousarray(mesh.faces, dtype=np.int64)
     if not np.all(np.isfinite(verts)):

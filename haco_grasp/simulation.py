@@ -52,7 +52,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -585,7 +585,8 @@ def _run_task(task: _Task) -> SimResult:
     except SimulationError as error:
         return SimResult(simulated=False, reason=str(error), seconds=time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001 - one grasp's failure must not end the run; it is reported instead
-        reason = f"simulation failed ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
+        message = (str(error).splitlines() or [""])[0][:200]
+        reason = f"simulation failed ({type(error).__name__}: {message})"
         return SimResult(simulated=False, reason=reason, seconds=time.perf_counter() - started)
     return SimResult(
         simulated=True,
@@ -608,7 +609,6 @@ class _Prepared:
 
     task: _Task | None = None
     reason: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _object_check(verts: np.ndarray, faces: np.ndarray) -> str:
@@ -638,9 +638,8 @@ def _mass_properties(verts: np.ndarray, faces: np.ndarray, mass: float) -> tuple
     com = verts.mean(axis=0)
     if volume < 1e-9:
         return com, np.zeros((3, 3)), volume
-    inertia_centroid = np.asarray(mesh.moment_inertia) * (mass / float(mesh.mass))  # about the volume centroid
-    if mesh.volume < 0:  # inward-facing normals: trimesh's integrals change sign
-        inertia_centroid = -inertia_centroid
+    # about the volume centroid; inward-facing normals flip the sign of both integrals, so the ratio stays right
+    inertia_centroid = np.asarray(mesh.moment_inertia) * (mass / float(mesh.mass))
     offset = com - np.asarray(mesh.center_mass)
     inertia = inertia_centroid + mass * (offset @ offset * np.eye(3) - np.outer(offset, offset))  # parallel axis
     return com, inertia, volume
@@ -664,7 +663,8 @@ def _prepare(
     if hand.ndim != 2 or hand.shape[1] != 3 or not np.all(np.isfinite(hand)):
         return _Prepared(reason=f"hand vertices must be finite (V, 3), got shape {hand.shape}")
     if parts and hand.shape[0] <= max(int(p.max()) for p in parts):
-        return _Prepared(reason=f"hand has {hand.shape[0]} vertices; the MANO part map needs 778")
+        needed = 1 + max(int(p.max()) for p in parts)
+        return _Prepared(reason=f"hand has {hand.shape[0]} vertices; the MANO part map needs {needed}")
     com, inertia, volume = _mass_properties(verts, faces, protocol.object_mass)
     if volume < 1e-9:
         return _Prepared(reason=f"degenerate object mesh (volume {volume * 1e6:.3g} cm³)")

@@ -250,3 +250,14 @@ def test_plausibility_scores_columns_and_per_frame(cache, mano):
     assert frames[1]["displacement_cm"] is None and frames[0]["in_contact"] is False
     table = markdown_table({"row": summary}, columns=SUMMARY_COLUMNS + SIM_COLUMNS)
     assert "SD cm" in table and "contact ratio" in table
+
+
+def test_object_mass_properties_of_a_box_either_orientation():
+    box = trimesh.creation.box(extents=(0.02, 0.04, 0.06))
+    box.apply_translation([0.1, 0.0, 0.0])
+    expected = np.diag([0.04**2 + 0.06**2, 0.02**2 + 0.06**2, 0.02**2 + 0.04**2]) / 12.0  # mass 1 kg
+    for faces in (box.faces, box.faces[:, ::-1]):  # outward and inward normals
+        com, inertia, volume = simulation._mass_properties(np.asarray(box.vertices), faces, 1.0)
+        np.testing.assert_allclose(com, [0.1, 0.0, 0.0], atol=1e-12)
+        np.testing.assert_allclose(inertia, expected, atol=1e-10)
+        assert volume == pytest.approx(0.02 * 0.04 * 0.06)

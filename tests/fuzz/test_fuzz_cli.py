@@ -59,7 +59,10 @@ def _cases(world, tmp):
     truncated.write_bytes(contact_files["range"].read_bytes()[:300])
     empty_mano = tmp / "empty_mano"
     empty_mano.mkdir(exist_ok=True)
-    port = "1"
+    port = "1"  # nothing listens on port 1
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = str(probe.getsockname()[1])
     return {
         "batch-size-zero": ([*base, "--batch-size", "0"], {}, "--batch-size"),
         "batch-size-negative": ([*base, "--batch-size", "-3"], {}, "--batch-size"),
@@ -123,6 +126,9 @@ def _cases(world, tmp):
         "mano-env-missing": ([a for a in base if a not in ("--mano-root", str(world.mini.mano_root),
                                                             world.mini.mano_root)],
                              {"HACO_GRASP_MANO_ROOT": str(tmp / "nowhere")}, "MANO"),
+        "rank0-without-peers": (base, {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                                       "MASTER_PORT": free_port, "HACO_GRASP_DIST_CONNECT_TIMEOUT_S": "1"},
+                                "did not join"),
         "cache-env-is-file": (base, {"HACO_GRASP_CACHE": str(a_file)}, "$HACO_GRASP_CACHE"),
         "cache-env-under-file": (base, {"HACO_GRASP_CACHE": str(a_file / "cache")}, "$HACO_GRASP_CACHE"),
         "dexycb-env-missing": ([a for a in base if a not in ("--objects", world.mini.models_root)],
@@ -141,6 +147,7 @@ CASE_NAMES = [
     "world-size-text", "world-size-zero", "rank-too-large", "rank-negative", "rank-text", "no-master-addr",
     "master-port-text", "connect-timeout-text", "connect-timeout-negative", "rank1-without-rank0",
     "mano-env-missing", "dexycb-env-missing", "cache-env-is-file", "cache-env-under-file",
+    "rank0-without-peers",
 ]  # fmt: skip
 
 

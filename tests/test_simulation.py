@@ -115,6 +115,22 @@ def test_box_squeezed_between_plates_stays_only_with_friction():
     assert slippery.displacement > 0.5  # without friction it drops out (free fall over 1 s: 4.9 m)
 
 
+def test_touching_plates_hold_only_with_a_grip():
+    box = [_box_points((HALF, HALF, HALF))]
+    gap = 0.001  # plates 1 mm off the box: touching for the planner, no force for a static hand
+    plates = [
+        _box_points((0.005, 0.05, 0.05), centre=(-(HALF + 0.005 + gap), 0.0, 0.0)),
+        _box_points((0.005, 0.05, 0.05), centre=(HALF + 0.005 + gap, 0.0, 0.0)),
+    ]
+    obman = get_protocol("obman")
+    dropped = simulate_pieces(box, plates, obman)
+    n, dt = obman.steps, obman.timestep
+    assert dropped.displacement == pytest.approx(obman.gravity * dt**2 * n * (n + 1) / 2, rel=1e-6)  # free fall
+    assert dropped.contacts == 0
+    gripped = simulate_pieces(box, plates, "hold")  # 30 N adhesion from 2 mm: the plates squeeze
+    assert gripped.displacement < 0.01 and gripped.contacts >= 2
+
+
 # --------------------------------------------------------------------------------------------------------------
 # grasps
 

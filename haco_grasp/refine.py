@@ -813,6 +813,7 @@ class _Plan:
     world_size: int = 1
     dex_indices: dict[str, int] = field(default_factory=dict)
     dataset: Any = None  # the ground-truth DexYCB, opened on first use
+    ground_truth: dict[str, Any] = field(default_factory=dict)  # sample_id -> ground-truth Grasp (with --dexycb)
     connect_timeout_s: float = 120.0
     lock: Any = None  # the OutputLock of <out> while rank 0 holds it
 
@@ -1113,11 +1114,13 @@ def _image_digest(plan: _Plan) -> str:
     try:
         root = _dexycb_root(plan.config, "--contact haco")
     except HacoGraspError:
-        return "unresolved"
+        root = None  # fine while every image path is absolute (generic .npz)
     digest = hashlib.sha256()
     for pred in plan.predictions:
         relative = pred.image_path or pred.color_file
-        digest.update(f"{relative}\0{_file_digest(root / relative)}\n".encode())
+        if root is None and not Path(relative).is_absolute():
+            return "unresolved"
+        digest.update(f"{relative}\0{_file_digest(Path(relative) if root is None else root / relative)}\n".encode())
     return digest.hexdigest()
 
 
@@ -1439,6 +1442,7 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
 def _metrics(plan: _Plan, inputs: _Inputs, records: dict[str, dict[str, Any]]) -> tuple[dict, str]:
     """Before/after scores against the DexYCB ground truth, and their Markdown table."""
     from haco_grasp.evaluation import markdown_table, score_grasps
+    from haco_grasp.refine_outputs import refined_grasp
 
     config = plan.config
     dataset = _ground_truth_dataset(plan)
@@ -1455,18 +1459,11 @@ def _metrics(plan: _Plan, inputs: _Inputs, records: dict[str, dict[str, Any]]) -
             skipped.append(pred.sample_id)
             continue
         truths.append(sample.to_grasp(dataset.layer_cache, inputs.models, config.contact_threshold))
+        plan.ground_truth[pred.sample_id] = truths[-1]
         grasp = inputs.grasp(pred)
         record = records[pred.sample_id]
-        pose = np.asarray(record["obj_pose"], np.float64)
-        refined = grasp.with_hand(
-            **{k: np.asarray(record[k], np.float64) for k in ("global_orient", "hand_pose", "betas", "transl")},
-            hand_verts=np.asarray(record["hand_verts"], np.float64),
-            hand_joints=np.asarray(record["hand_joints"], np.float64),
-            obj_rotation=pose[:, :3].copy(),
-            obj_translation=pose[:, 3].copy(),
-        )
         before.append(grasp)
-        after.append(refined)
+        after.append(refined_grasp(grasp, record))
         seconds.append(float(record["seconds"]))
     if not truths:
         raise InputError(f"--dexycb {config.dexycb}: none of the selected samples has a hand annotation to score")
@@ -1500,6 +1497,7 @@ def _write_outputs(plan: _Plan, frames: list[Any]) -> None:
     config = plan.config
     notes = [f"{len(frames)} frames of {plan.pred} refined {_now()}; contact source {config.contact}, preset "
              f"{plan.preset}, device {plan.device}; output {plan.out}"]  # fmt: skip
+    truths = [plan.ground_truth.get(frame.metrics.sample_id) for frame in frames]
     written = write_outputs(
         frames,
         plan.out.with_name(plan.out.name + ".frames.csv"),
@@ -1509,6 +1507,7 @@ def _write_outputs(plan: _Plan, frames: list[Any]) -> None:
         report_frames=int(config.report_frames),
         title=f"haco-grasp refine: {plan.out.name}",
         notes=notes,
+        ground_truth=truths if all(truth is not None for truth in truths) else None,
     )
     for key, value in written.items():
         where = value if not isinstance(value, list) else f"{len(value)} files in {config.export_meshes}"

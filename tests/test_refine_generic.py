@@ -233,3 +233,39 @@ def test_deepcontact_source_refines_left_and_right_hands(own_data, tiny_presets,
         centres = raw["obj_pose"][:, :, 3]
     for sample, centre in zip((right, left), centres, strict=True):
         assert np.linalg.norm(sample.target_obj_points.mean(0) - centre) < 0.03
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [(["--report-frames", "-1"], "--report-frames"), (["--dexycb", "."], "--dexycb")],
+)
+def test_bad_output_options_are_one_line_errors(own_data, tmp_path, capsys, extra, match):
+    argv = ["refine", "--pred", str(own_data.pred), "--objects", str(own_data.objects), "--out",
+            str(tmp_path / "r.pkl"), "--mano-root", "synthetic", "--no-progress", *extra]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0]
+
+
+def test_contactopt_export_carries_the_dexycb_ground_truth(tmp_path, tiny_presets):
+    from contactopt_bridge.contactopt_io import read_contactopt_pickle
+    from haco_grasp.data.dexycb import DexYCB
+    from haco_grasp.data.hflnet import load_hflnet
+    from haco_grasp.data.mini_dexycb import write_mini_dexycb, write_mini_hflnet
+
+    mini = write_mini_dexycb(tmp_path / "dexycb", n_subjects=1, n_sequences=10, n_serials=1, n_frames=3, n_left=1)
+    pred = tmp_path / "hflnet.pkl"
+    write_mini_hflnet(mini, pred)
+    out = tmp_path / "refined.pkl"
+    assert main(["refine", "--pred", str(pred), "--out", str(out), "--mano-root", str(mini.mano_root), "--dexycb",
+                 str(mini.root), "--contact", "geometric", "--no-progress", "--no-report", "--export-contactopt",
+                 str(tmp_path / "co.pkl"), "--limit", "4"]) == 0  # fmt: skip
+    assert not out.with_name("refined.pkl.report.html").exists() and out.with_name("refined.pkl.frames.csv").is_file()
+    dataset = DexYCB(mini.root, split="s0_test", subset="all", strict=False)
+    entries = read_contactopt_pickle(tmp_path / "co.pkl")
+    predictions = load_hflnet(pred).samples[:4]
+    assert len(entries) == len(predictions) and {p.mano_side for p in predictions} == {"right", "left"}
+    for entry, prediction in zip(entries, predictions, strict=True):
+        truth = dataset.sample_at_index(dataset.index_of(prediction.sample_id))
+        np.testing.assert_allclose(entry["gt_ho"].hand_joints, truth.joint_3d[0], atol=1e-4)
+        assert entry["gt_ho"].is_left == (prediction.mano_side == "left")

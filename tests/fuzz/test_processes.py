@@ -1,7 +1,8 @@
 """Mixing and losing results, with real processes: two concurrent runs on one ``--out``, a resume after
 ``--objects`` changed, and ``kill -9`` in the middle of a run followed by a resume.
 
-Each child is ``haco-grasp refine`` with the fast preset shrunk to 2 iterations and, where a test needs to hold a
+Each child runs under a time bound (``communicate(timeout=...)``) and a memory bound (``RLIMIT_AS``). It is
+``haco-grasp refine`` with the fast preset shrunk to 2 iterations and, where a test needs to hold a
 run in the middle, a gate: the child finishes its first batch, then waits in its second optimizer call until the
 test creates the gate file (or kills it).
 """
@@ -9,6 +10,7 @@ test creates the gate file (or kills it).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import stat
@@ -42,6 +44,12 @@ from haco_grasp.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 UMASK = 0o027  # group may read, others may not: what the files must show
+CHILD_ADDRESS_SPACE = 6 << 30  # memory bound of every child (a refine run peaks at about 1.5 GB of address space)
+
+
+def _child_limits():
+    os.umask(UMASK)
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_ADDRESS_SPACE, CHILD_ADDRESS_SPACE))
 
 
 def _argv(world, out, objects=None, pred=None, limit=3):
@@ -55,7 +63,7 @@ def _start(argv, gate=None):
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         env.pop(name, None)
     return subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.umask(UMASK))  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_child_limits)  # fmt: skip
 
 
 def _finish(proc, timeout=150):

@@ -58,7 +58,7 @@ def own_data(tmp_path_factory):
         obj_pose=np.stack(obj_pose),
         sample_id=np.array(["right_0", "left_0"]),
     )
-    return types.SimpleNamespace(root=root, pred=path, objects=objects)
+    return types.SimpleNamespace(root=root, pred=path, objects=objects, grasps=grasps)
 
 
 @pytest.fixture
@@ -269,3 +269,31 @@ def test_contactopt_export_carries_the_dexycb_ground_truth(tmp_path, tiny_preset
         truth = dataset.sample_at_index(dataset.index_of(prediction.sample_id))
         np.testing.assert_allclose(entry["gt_ho"].hand_joints, truth.joint_3d[0], atol=1e-4)
         assert entry["gt_ho"].is_left == (prediction.mano_side == "left")
+
+
+def test_haco_on_the_frames_own_images_is_the_auto_choice(own_data, tiny_presets, tmp_path):
+    from PIL import Image
+
+    from haco_grasp.contact.predictor import DEFAULT_CHECKPOINT
+    from haco_grasp.data.images import render_grasp_images
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("shipped HACO checkpoint not installed")
+    crops = render_grasp_images(own_data.grasps, seed=0, progress=False)
+    (tmp_path / "img").mkdir()
+    for name, crop in zip(("r.png", "l.png"), crops, strict=True):
+        Image.fromarray(crop.image).save(tmp_path / "img" / name)
+    size = float(crops[0].image.shape[0])
+    with np.load(own_data.pred) as raw:
+        arrays = dict(raw)
+    pred = tmp_path / "with_images.npz"
+    np.savez(pred, **arrays, image_path=np.array(["img/r.png", "img/l.png"]),
+             crop_box=np.array([[0.0, 0.0, size, size]] * 2))  # fmt: skip
+    out = tmp_path / "refined.pkl"
+    assert main(["refine", "--pred", str(pred), "--objects", str(own_data.objects), "--out", str(out),
+                 "--mano-root", "synthetic", "--no-progress", "--no-report"]) == 0  # fmt: skip
+    refined = load_refined(out)
+    assert refined.contact_source == "haco"
+    for sample in refined.samples:
+        target = sample.target_hand_contact
+        assert 0.0 <= target.min() and target.max() <= 1.0 and len(np.unique(target)) > 2  # probabilities

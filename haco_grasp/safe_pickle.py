@@ -20,6 +20,7 @@ allowed. Each refusal is an :class:`~haco_grasp.errors.InputError` naming the fi
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import pickle
 import pickletools
@@ -277,17 +278,20 @@ _COUNTED = {"BINBYTES8", "BYTEARRAY8", "BINUNICODE8", "BINBYTES", "BINUNICODE", 
 _PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
 
 
-def _prescan(data: bytes, source: str) -> None:
-    """Walk the opcodes without building anything: refuse length prefixes past the end and absurd memo indices."""
-    stream = io.BytesIO(data)
+def _prescan(stream: Any, size: int, source: str) -> None:
+    """Walk the opcodes without building anything: refuse length prefixes past the end and absurd memo indices.
+
+    ``stream`` (``BytesIO`` or ``mmap``, positioned at 0) must return at most the remaining bytes from ``read(n)``
+    without allocating ``n`` first; it is left at its end.
+    """
     count = 0
     try:
         for opcode, arg, position in pickletools.genops(stream):
             count += 1
-            if opcode.name == "FRAME" and isinstance(arg, int) and arg > len(data) - stream.tell():
+            if opcode.name == "FRAME" and isinstance(arg, int) and arg > size - stream.tell():
                 raise InputError(
                     f"{source}: not a readable pickle (a frame of {arg:,} bytes at byte {position}, but only "
-                    f"{len(data) - stream.tell():,} remain); a length prefix points past the end of the file, or the "
+                    f"{size - stream.tell():,} remain); a length prefix points past the end of the file, or the "
                     "file is truncated; check the file"
                 )
             if opcode.name in _PUTS and isinstance(arg, int) and arg > count:
@@ -481,34 +485,50 @@ def safe_load(
         InputError: the file is not a readable pickle, or exceeds a limit of :class:`PickleLimits`.
     """
     limits = DEFAULT_LIMITS if limits is None else limits
-    if isinstance(source, bytes):
-        label, data = "<bytes>", source
-    elif isinstance(source, (str, os.PathLike)):
+    if isinstance(source, (str, os.PathLike)):
         label = str(source)
         if not Path(source).is_file():
             from haco_grasp.errors import AssetError
 
             raise AssetError(f"{label}: file not found; check the path")
-        size = Path(source).stat().st_size
-        if size > limits.max_bytes:
-            raise InputError(f"{label}: {size:,} bytes, beyond the limit of {limits.max_bytes:,} (max_bytes); {_FIX}")
         try:
-            data = Path(source).read_bytes()
+            with open(source, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size > limits.max_bytes:
+                    raise InputError(
+                        f"{label}: {size:,} bytes, beyond the limit of {limits.max_bytes:,} (max_bytes); {_FIX}"
+                    )
+                if size == 0:
+                    return _load(io.BytesIO(b""), 0, label, chumpy, extra_classes, limits)
+                # mapped, not read: the file's pages are shared with the page cache instead of copied
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    return _load(mapped, size, label, chumpy, extra_classes, limits)
         except OSError as exc:
-            raise InputError(f"{label}: cannot be read ({exc.strerror}); check the file") from None
+            raise InputError(f"{label}: cannot be read ({exc.strerror or exc}); check the file") from None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        label, data = "<bytes>", bytes(source)
     else:
         label = getattr(source, "name", "<stream>")
         data = source.read(limits.max_bytes + 1)
-        if len(data) > limits.max_bytes:
-            raise InputError(f"{label}: more than {limits.max_bytes:,} bytes (max_bytes); {_FIX}")
     if len(data) > limits.max_bytes:
-        raise InputError(f"{label}: {len(data):,} bytes, beyond the limit of {limits.max_bytes:,} (max_bytes); {_FIX}")
-    _prescan(data, label)
+        raise InputError(f"{label}: more than {limits.max_bytes:,} bytes (max_bytes); {_FIX}")
+    return _load(io.BytesIO(data), len(data), label, chumpy, extra_classes, limits)
+
+
+def _load(
+    stream: Any,
+    size: int,
+    label: str,
+    chumpy: bool,
+    extra_classes: Mapping[tuple[str, str], Callable[..., Any]] | None,
+    limits: PickleLimits,
+) -> Any:
+    """Pre-scan, unpickle and convert one pickle read from ``stream`` (``size`` bytes; BytesIO or mmap)."""
+    _prescan(stream, size, label)
+    stream.seek(0)
     budget = _Budget(limits, label)
     try:
-        unpickler = _RestrictedUnpickler(
-            io.BytesIO(data), chumpy=chumpy, extra=extra_classes or {}, source=label, budget=budget
-        )
+        unpickler = _RestrictedUnpickler(stream, chumpy=chumpy, extra=extra_classes or {}, source=label, budget=budget)
         raw = unpickler.load()
     except UnsafePickleError as exc:
         if str(exc).startswith(label):

@@ -1,7 +1,7 @@
 """A self-contained interactive HTML report of a refinement run (plotly, its JavaScript embedded once).
 
 Contents, top to bottom: the title and run notes; the mean metrics, input vs refined; the per-frame metric table
-(:data:`haco_grasp.refine_outputs.CSV_COLUMNS`); the loss curves of every frame (total loss per iteration, log
+(the columns of ``<out>.frames.csv``); the loss curves of every frame (total loss per iteration, log
 scale); then, for the first ``max_views`` frames, a 3-D view with three panels:
 
 1. **target contact**: the refined hand coloured by the contact target (skin -> red; the target's contact threshold
@@ -138,15 +138,13 @@ def _mean(frames: Sequence[RefinedFrame], name: str) -> float:
 
 
 def _tables(frames: Sequence[RefinedFrame]) -> str:
-    from haco_grasp.refine_outputs import CSV_COLUMNS
-
     rows = "".join(
         f"<tr><td>{label}</td><td>{_cell(_mean(frames, key + '_input'))}</td>"
         f"<td>{_cell(_mean(frames, key + '_refined'))}</td></tr>"
         for key, label in _SUMMARY
     )
     summary = f"<table><tr><th>mean over {len(frames)} frames</th><th>input</th><th>refined</th></tr>{rows}</table>"
-    header = "".join(f"<th>{html.escape(c)}</th>" for c in CSV_COLUMNS)
+    header = "".join(f"<th>{html.escape(c)}</th>" for c in frames[0].metrics.to_row())
     body = "".join(
         "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in frame.metrics.to_row().values()) + "</tr>" for frame in frames
     )

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,11 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 owner = self._read_owner(fd)
+                for _ in range(50):  # the holder may be between its flock and writing its record
+                    if owner:
+                        break
+                    time.sleep(0.02)
+                    owner = self._read_owner(fd)
                 os.close(fd)
                 if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise LockHeldError(

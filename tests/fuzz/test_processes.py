@@ -217,3 +217,36 @@ def test_pickle_written_by_a_refused_run_is_absent(world, tmp_path):
         code, _, err = _finish(_start(_argv(world, out, limit=1)), timeout=120)
     assert code == 2 and "in use" in _error_line(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["marker.pkl"]
+
+
+RACER = """
+import sys, time
+from haco_grasp.errors import HacoGraspError
+from haco_grasp.lockfile import OutputLock
+start = float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.001)
+try:
+    lock = OutputLock(sys.argv[1], "--out race").acquire()
+except HacoGraspError as exc:
+    print("refused", exc)
+    sys.exit(0)
+print("held")
+time.sleep(1.5)
+lock.release()
+"""
+
+
+def test_lock_race_has_one_winner(tmp_path):
+    """Four processes take the same lock at the same instant: exactly one holds it, each other is told who does."""
+    path = tmp_path / "refined.pkl.lock"
+    start = time.time() + 1.0
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(path), repr(start)], stdout=subprocess.PIPE,
+                               text=True, preexec_fn=_child_limits) for _ in range(4)]  # fmt: skip
+    outputs = [_finish(racer, timeout=60)[1] for racer in racers]
+    held = [text for text in outputs if text.startswith("held")]
+    refused = [text for text in outputs if text.startswith("refused")]
+    assert len(held) == 1 and len(refused) == 3, outputs
+    winner = racers[outputs.index(held[0])].pid
+    assert all(f"pid {winner}" in text or "keeps changing" in text for text in refused), outputs
+    assert not path.exists()

@@ -51,7 +51,13 @@ How to write it from HFL-Net (modify HFL-Net's evaluation loop; commit 60df518 o
    ``pickle.dump`` of the dict with protocol 4).
 8. Check it: ``load_hflnet`` must accept it; the number of samples must equal the subset's; and for right hands
    MANO(``mano_pose_aa``, ``mano_shape``) re-centred at joint 0 must reproduce ``hand_verts_rel``
-   (``prediction_to_grasp(...).meta["mano_fit_error_m"]`` reports the largest vertex distance).
+   (``prediction_to_grasp(...).meta["mano_fit_error_m"]`` reports the largest vertex distance;
+   :func:`prediction_to_grasp` refuses a sample whose fit error exceeds :data:`MAX_FIT_ERROR_M`, 3 cm, and says so
+   when the other side's model fits: a hand labelled with the wrong ``mano_side``).
+
+Plausibility checks of :func:`load_hflnet` besides shapes and finiteness: metres, not millimetres; betas within
+:data:`MAX_ABS_BETA`; each joint's rotation within :data:`MAX_JOINT_ROTATION_RAD`; ``color_file`` / ``image_path``
+relative to the DexYCB root without ``..``.
 
 Left hands become Grasps like this (:func:`prediction_to_grasp`): the MANO pose of the left hand is
 ``mirror_axis_angle(mano_pose_aa)`` (``(x, -y, -z)`` per joint) applied to ``MANO_LEFT.pkl`` with

@@ -26,7 +26,15 @@ import numpy as np
 from haco_grasp.contact.labels import hand_contact_labels
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
-from haco_grasp.metrics import contact_prf, frames_in_contact, intersection_volume, max_penetration_depth, mpjpe
+from haco_grasp.metrics import (
+    contact_prf,
+    frames_in_contact,
+    intersection_volume,
+    max_penetration_depth,
+    mpjpe,
+    mpvpe,
+    object_pose_error,
+)
 from haco_grasp.simulation import SimProtocol, SimResult, get_protocol, simulate_grasps, summarize_simulation
 
 SUMMARY_COLUMNS = (
@@ -38,8 +46,13 @@ SUMMARY_COLUMNS = (
     ("contact_precision", "C-P"),
     ("contact_recall", "C-R"),
     ("contact_f1", "C-F1"),
+    ("obj_add_mm", "obj ADD mm"),
+    ("obj_rot_deg", "obj rot °"),
+    ("obj_trans_mm", "obj trans mm"),
     ("seconds_per_grasp", "s/grasp"),
 )
+# Per-frame pose fields of GraspScores whose means enter the summary.
+_POSE_FIELDS = ("mpvpe_mm", "mpvpe_rr_mm", "mpvpe_obj_mm", "obj_add_mm", "obj_adds_mm", "obj_rot_deg", "obj_trans_mm")
 # Columns of :meth:`PlausibilityScores.summary`, for ``markdown_table(rows, columns=SUMMARY_COLUMNS + SIM_COLUMNS)``.
 SIM_COLUMNS = (
     ("sim_displacement_cm", "SD cm"),
@@ -64,6 +77,13 @@ class GraspScores:
     contact_f1_per_frame: np.ndarray
     seconds_per_grasp: float = float("nan")
     extra: dict = field(default_factory=dict)
+    mpvpe_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mpvpe_rr_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mpvpe_obj_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    obj_add_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    obj_adds_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    obj_rot_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    obj_trans_mm: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def summary(self) -> dict[str, float]:
         """Means over grasps (NaN-free for the geometric figures)."""
@@ -79,6 +99,7 @@ class GraspScores:
             "contact_recall": float(self.contact_recall),
             "contact_f1": float(self.contact_f1),
             "seconds_per_grasp": float(self.seconds_per_grasp),
+            **{name: float(np.mean(getattr(self, name))) for name in _POSE_FIELDS if len(getattr(self, name))},
             **self.extra,
         }
 
@@ -114,7 +135,21 @@ def score_grasps(
     gt_joints = np.stack([g.hand_joints for g in ground_truth])
     prf = contact_prf(np.stack(contacts).astype(np.float64), np.stack([g.hand_contact for g in ground_truth]),
                       threshold=0.5, empty=empty)  # fmt: skip
+    pred_verts = np.stack([g.hand_verts for g in grasps])
+    gt_verts = np.stack([g.hand_verts for g in ground_truth])
+    objects = object_pose_error(
+        np.stack([g.obj_rotation for g in grasps]), np.stack([g.obj_translation for g in grasps]),
+        np.stack([g.obj_rotation for g in ground_truth]), np.stack([g.obj_translation for g in ground_truth]),
+        [g.obj_verts_canonical for g in ground_truth],
+    )  # fmt: skip
     return GraspScores(
+        mpvpe_mm=mpvpe(pred_verts, gt_verts, align="none"),
+        mpvpe_rr_mm=mpvpe(pred_verts, gt_verts, align="root", root_pred=pred_joints[:, 0], root_gt=gt_joints[:, 0]),
+        mpvpe_obj_mm=mpvpe(_in_object_frame(grasps, "hand_verts"), _in_object_frame(ground_truth, "hand_verts")),
+        obj_add_mm=objects.add_mm,
+        obj_adds_mm=objects.adds_mm,
+        obj_rot_deg=objects.rotation_deg,
+        obj_trans_mm=objects.translation_mm,
         intersection_cm3=np.asarray(volumes),
         penetration_mm=np.asarray(depths),
         mpjpe_mm=mpjpe(pred_joints, gt_joints, align="none"),
@@ -185,9 +220,28 @@ def plausibility_scores(
     return PlausibilityScores(results=results, in_contact=in_contact, protocol=protocol.name)
 
 
-def _in_object_frame(grasps: Sequence[Grasp]) -> np.ndarray:
-    """(N, 21, 3) hand joints in each grasp's object canonical frame."""
-    return np.stack([(g.hand_joints - g.obj_translation) @ g.obj_rotation for g in grasps])
+def _in_object_frame(grasps: Sequence[Grasp], attribute: str = "hand_joints") -> np.ndarray:
+    """(N, J, 3) hand joints (or vertices) in each grasp's object canonical frame."""
+    return np.stack([(getattr(g, attribute) - g.obj_translation) @ g.obj_rotation for g in grasps])
+
+
+def frame_changes(refined: GraspScores, baseline: GraspScores) -> dict[str, float]:
+    """How refinement changed each frame's accuracy relative to its input (same frames, same order).
+
+    Returns:
+        ``mpjpe_down_share`` (share of frames whose absolute MPJPE went down), ``mpjpe_change_median_mm`` (median
+        per-frame change of absolute MPJPE), the same for root-relative MPJPE (``mpjpe_rr_*``) and object ADD
+        (``obj_add_*``).
+    """
+    if len(refined.mpjpe_mm) != len(baseline.mpjpe_mm):
+        raise InputError(f"frame_changes: {len(refined.mpjpe_mm)} refined frames vs {len(baseline.mpjpe_mm)} inputs")
+    out = {}
+    for name, key in (("mpjpe", "mpjpe_mm"), ("mpjpe_rr", "mpjpe_rr_mm"), ("obj_add", "obj_add_mm")):
+        change = np.asarray(getattr(refined, key)) - np.asarray(getattr(baseline, key))
+        if change.size:
+            out[f"{name}_down_share"] = float(np.mean(change < 0))
+            out[f"{name}_change_median_mm"] = float(np.median(change))
+    return out
 
 
 def markdown_table(

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ from haco_grasp.contact.labels import haco_contact_labels as contact_labels
 from haco_grasp.errors import InputError
 
 __all__ = [
+    "ObjectPoseError",
+    "object_pose_error",
     "CONTACT_THRESHOLDS",
     "ContactPRF",
     "contact_fraction",
@@ -496,3 +499,67 @@ def simulate_grasps(grasps, *args, **kwargs):
     from haco_grasp.simulation import simulate_grasps as _simulate_grasps
 
     return _simulate_grasps(grasps, *args, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# object pose
+
+
+class ObjectPoseError(NamedTuple):
+    """Per-frame object pose errors (:func:`object_pose_error`), each (B,) float64.
+
+    add_mm: mean distance between corresponding model vertices under the two poses (ADD). adds_mm: mean distance
+    from each ground-truth-posed vertex to the nearest predicted-posed vertex (ADD-S, for symmetric objects).
+    rotation_deg: angle of R_pred R_gtᵀ. translation_mm: distance between the translations.
+    """
+
+    add_mm: np.ndarray
+    adds_mm: np.ndarray
+    rotation_deg: np.ndarray
+    translation_mm: np.ndarray
+
+
+def object_pose_error(
+    pred_rotation: np.ndarray,
+    pred_translation: np.ndarray,
+    gt_rotation: np.ndarray,
+    gt_translation: np.ndarray,
+    canonical_verts: Sequence[np.ndarray],
+) -> ObjectPoseError:
+    """ADD, ADD-S, rotation and translation error of predicted object poses, in millimetres and degrees.
+
+    Poses map canonical vertices to the world as ``x @ R.T + t``.
+
+    Args:
+        pred_rotation: (B, 3, 3) float. pred_translation: (B, 3) float, metres.
+        gt_rotation: (B, 3, 3) float. gt_translation: (B, 3) float, metres.
+        canonical_verts: B arrays (V_b, 3) float, metres, each frame's object model.
+
+    Returns:
+        ObjectPoseError.
+    """
+    from scipy.spatial import cKDTree
+
+    pred_r, gt_r = np.asarray(pred_rotation, np.float64), np.asarray(gt_rotation, np.float64)
+    pred_t, gt_t = np.asarray(pred_translation, np.float64), np.asarray(gt_translation, np.float64)
+    batch = len(canonical_verts)
+    if pred_r.shape != (batch, 3, 3) or gt_r.shape != (batch, 3, 3) or pred_t.shape != (batch, 3) or gt_t.shape != (
+        batch, 3,
+    ):  # fmt: skip
+        raise InputError(f"object_pose_error: expected rotations ({batch}, 3, 3) and translations ({batch}, 3), got "
+                         f"{pred_r.shape}, {pred_t.shape}, {gt_r.shape}, {gt_t.shape}")  # fmt: skip
+    add, adds = np.empty(batch), np.empty(batch)
+    for b, verts in enumerate(canonical_verts):
+        verts = np.asarray(verts, dtype=np.float64)
+        pred = verts @ pred_r[b].T + pred_t[b]
+        true = verts @ gt_r[b].T + gt_t[b]
+        add[b] = np.linalg.norm(pred - true, axis=-1).mean()
+        adds[b] = cKDTree(pred).query(true)[0].mean()
+    relative = pred_r @ gt_r.transpose(0, 2, 1)
+    cos = np.clip((np.trace(relative, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
+    return ObjectPoseError(
+        add_mm=1000.0 * add,
+        adds_mm=1000.0 * adds,
+        rotation_deg=np.degrees(np.arccos(cos)),
+        translation_mm=1000.0 * np.linalg.norm(pred_t - gt_t, axis=-1),
+    )

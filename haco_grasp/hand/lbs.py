@@ -112,7 +112,8 @@ def linear_blend_skinning(
     for start, stop, parents in levels.levels:
         parent_rot, parent_pos = world_rot[-1], world_pos[-1]  # (B, n or 1, 3, 3), (B, n or 1, 3)
         if parents is not None:
-            parent_rot, parent_pos, parent_rest = parent_rot[:, parents], parent_pos[:, parents], parent_rest[:, parents]
+            parent_rot, parent_pos = parent_rot[:, parents], parent_pos[:, parents]
+            parent_rest = parent_rest[:, parents]
         bone = rest[:, start:stop] - parent_rest  # (B, n, 3), bone vectors at rest
         world_rot.append(parent_rot @ rot[:, start:stop])
         world_pos.append(parent_pos + (parent_rot * bone[:, :, None, :]).sum(-1))

@@ -184,7 +184,8 @@ def fit_noise_profile(
         canonical = 0.5 * (g.obj_verts_canonical.min(0) + g.obj_verts_canonical.max(0))
         return canonical @ np.asarray(g.obj_rotation).T + np.asarray(g.obj_translation)
 
-    relative = np.stack([np.asarray(p.obj_rotation) @ np.asarray(t.obj_rotation).T for p, t in zip(pred, true, strict=True)])
+    pairs = zip(pred, true, strict=True)
+    relative = np.stack([np.asarray(p.obj_rotation) @ np.asarray(t.obj_rotation).T for p, t in pairs])
     return NoiseProfile(
         hand_transl_m=_rms(stack("transl", pred) - stack("transl", true)),
         hand_rot_rad=_rms(stack("global_orient", pred) - stack("global_orient", true)),

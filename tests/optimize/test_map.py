@@ -13,7 +13,7 @@ from torch.profiler import ProfilerActivity, profile
 from haco_grasp.errors import InputError
 from haco_grasp.optimize import FAST, NoiseProfile, fit_noise_profile, load_noise_profile, optimize_grasp
 from haco_grasp.optimize.objectives import Neighbours, Scene, objective_terms
-from tests.optimize.test_optimizer import QUICK, _palm_grasp, _perturbed, grasps, layer  # noqa: F401 (fixtures)
+from tests.optimize.conftest import QUICK, palm_grasp, perturbed
 
 STILL = dict(hand_rot_rad=0.0, hand_pose_rad=0.0, betas=0.0, obj_rot_rad=0.0)
 
@@ -70,7 +70,8 @@ def test_objective_gradient_matches_finite_differences(layer, grasps):
     canonical = torch.as_tensor((grasp.hand_verts - grasp.obj_translation) @ grasp.obj_rotation)[None, ::40]
     scene = Scene(
         points=torch.zeros(1, 1, 3, dtype=torch.float64), normals=torch.zeros(1, 1, 3, dtype=torch.float64),
-        allowance=torch.full((1, 1), 0.002, dtype=torch.float64), grids=PackedSdfGrids.pack([grid], dtype=torch.float64),
+        allowance=torch.full((1, 1), 0.002, dtype=torch.float64),
+        grids=PackedSdfGrids.pack([grid], dtype=torch.float64),
         grid_index=torch.zeros(1, dtype=torch.long), hand_target=torch.rand(1, canonical.shape[1], dtype=torch.float64),
         obj_target=None, prior_weight=torch.full((4,), 0.3, dtype=torch.float64),
     )  # fmt: skip
@@ -101,15 +102,15 @@ def test_operations_per_iteration_do_not_grow_with_the_batch_or_its_objects(laye
     from haco_grasp.optimize import get_config
 
     config = get_config(preset).replace(n_restarts=2, n_obj_points=256)
-    plate = _palm_grasp(layer, "thin_plate", "precision")
+    plate = palm_grasp(layer, "thin_plate", "precision")
     one = _ops_per_iteration(layer, [grasps[0]], config)
     mixed = _ops_per_iteration(layer, [grasps[0], grasps[1], plate, grasps[1], grasps[0], plate], config)
     assert abs(mixed - one) <= 0.25 * one, (one, mixed)
 
 
 def test_results_do_not_depend_on_order_or_company(layer, grasps):
-    plate = _palm_grasp(layer, "thin_plate", "precision")
-    starts = [_perturbed(grasps[0], (0.004, 0.0, 0.0)), _perturbed(grasps[1], (0.0, 0.004, 0.0)), plate]
+    plate = palm_grasp(layer, "thin_plate", "precision")
+    starts = [perturbed(grasps[0], (0.004, 0.0, 0.0)), perturbed(grasps[1], (0.0, 0.004, 0.0)), plate]
     targets = np.stack([g.hand_contact for g in (grasps[0], grasps[1], plate)])
     config = QUICK.replace(n_iter=8)
     together = optimize_grasp(starts, target_hand_contact=targets, config=config, layer=layer)

@@ -8,69 +8,11 @@ import torch
 
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
-from haco_grasp.geometry.contact import sdf_contact
-from haco_grasp.geometry.sdf import sdf_grid
 from haco_grasp.geometry.volume import intersection_volume
 from haco_grasp.hand import load_mano
 from haco_grasp.hand.assets import synthetic_mano_root
-from haco_grasp.hand.synthetic import synthetic_grasp_poses
-from haco_grasp.objects.procedural import make_object
 from haco_grasp.optimize import CONTACTOPT, FAST, HACO, PRESETS, OptimizeConfig, optimize_grasp
-
-# the fixtures' targets are the ground-truth hand's own contact values, not probabilities
-QUICK = FAST.replace(n_iter=40, n_restarts=2, early_stop_patience=None, target_mapping="value")
-
-
-@pytest.fixture(scope="module")
-def layer():
-    return load_mano(root=synthetic_mano_root(), use_pca=False, flat_hand_mean=True, dtype=torch.float64)
-
-
-def _palm_grasp(layer, name: str, pose_family: str = "power") -> Grasp:
-    """A hand in a grasp pose with the object slid against its palm (touching, not penetrating)."""
-    obj = make_object(name)
-    pose = synthetic_grasp_poses(0)[pose_family][0].astype(np.float64)
-    out = layer(hand_pose=torch.as_tensor(pose[None]))
-    verts, joints = out.verts[0].numpy(), out.joints[0].numpy()
-    centre = joints[[0, 5, 9, 13, 17]].mean(0)
-    back = np.cross(joints[5] - joints[0], joints[17] - joints[0])
-    normal = -back / np.linalg.norm(back)
-    obj_centre = 0.5 * (obj.verts.min(0) + obj.verts.max(0))
-    low, high = 0.0, 0.2
-    for _ in range(20):
-        mid = 0.5 * (low + high)
-        moved = obj.verts - obj_centre + centre + mid * normal
-        if intersection_volume(verts, layer.faces, moved, obj.faces, pitch=0.003) > 0:
-            low = mid
-        else:
-            high = mid
-    translation = -obj_centre + centre + (high + 0.001) * normal
-    grid = sdf_grid(obj.verts, obj.faces)
-    contact = sdf_contact(grid.query(torch.as_tensor(verts - translation, dtype=torch.float32))[None])[0]
-    return Grasp(
-        object_name=name,
-        obj_verts_canonical=obj.verts,
-        obj_faces=obj.faces,
-        obj_rotation=np.eye(3),
-        obj_translation=translation,
-        global_orient=np.zeros(3),
-        hand_pose=pose,
-        betas=np.zeros(10),
-        transl=np.zeros(3),
-        hand_verts=verts,
-        hand_joints=joints,
-        hand_faces=layer.faces,
-        hand_contact=contact.double().numpy(),  # oracle contact values of the ground-truth hand
-    )
-
-
-@pytest.fixture(scope="module")
-def grasps(layer):
-    return [_palm_grasp(layer, "can"), _palm_grasp(layer, "box", "precision")]
-
-
-def _perturbed(grasp: Grasp, shift: tuple[float, float, float]) -> Grasp:
-    return grasp.with_hand(transl=grasp.transl + np.asarray(shift))
+from tests.optimize.conftest import QUICK, palm_grasp, perturbed
 
 
 def _mpjpe_mm(joints: torch.Tensor, grasp: Grasp) -> float:
@@ -94,7 +36,7 @@ def test_presets_are_full_configs_with_reference_constants():
 
 def test_oracle_contact_repairs_a_shifted_grasp(layer, grasps):
     gt = grasps[0]
-    start = _perturbed(gt, (0.008, -0.006, 0.0))  # across the can's axis (along it, contact barely changes)
+    start = perturbed(gt, (0.008, -0.006, 0.0))  # across the can's axis (along it, contact barely changes)
     config = QUICK.replace(n_iter=80)
     result = optimize_grasp([start], target_hand_contact=gt.hand_contact[None], config=config, layer=layer)
     refined = result.to_grasps([start])[0]
@@ -114,7 +56,7 @@ def test_oracle_objective_is_minimal_at_the_ground_truth(layer, grasps):
     config = QUICK.replace(n_iter=0, n_restarts=1)
     at_truth = optimize_grasp(grasps, target_hand_contact=np.stack([g.hand_contact for g in grasps]), config=config,
                               layer=layer)  # fmt: skip
-    shifted = [_perturbed(g, (0.004, 0.004, 0.0)) for g in grasps]
+    shifted = [perturbed(g, (0.004, 0.004, 0.0)) for g in grasps]
     off = optimize_grasp(shifted, target_hand_contact=np.stack([g.hand_contact for g in grasps]), config=config,
                          layer=layer)  # fmt: skip
     assert (at_truth.loss < 1e-5).all() and (off.loss > 100 * at_truth.loss.clamp_min(1e-9)).all()
@@ -122,7 +64,7 @@ def test_oracle_objective_is_minimal_at_the_ground_truth(layer, grasps):
 
 
 def test_batch_equals_single_runs_and_is_deterministic(layer, grasps):
-    starts = [_perturbed(grasps[0], (0.005, 0.0, 0.0)), _perturbed(grasps[1], (0.0, 0.006, 0.0))]
+    starts = [perturbed(grasps[0], (0.005, 0.0, 0.0)), perturbed(grasps[1], (0.0, 0.006, 0.0))]
     targets = np.stack([g.hand_contact for g in grasps])
     config = QUICK.replace(n_iter=15)
     both = optimize_grasp(starts, target_hand_contact=targets, config=config, layer=layer)
@@ -133,7 +75,7 @@ def test_batch_equals_single_runs_and_is_deterministic(layer, grasps):
 
 
 def test_selection_picks_the_lowest_final_loss(layer, grasps):
-    start = _perturbed(grasps[0], (0.01, 0.0, 0.0))
+    start = perturbed(grasps[0], (0.01, 0.0, 0.0))
     config = QUICK.replace(n_iter=10, n_restarts=3, perturb_first_restart=True, restart_trans_sigma=0.02)
     result = optimize_grasp([start], target_hand_contact=grasps[0].hand_contact[None], config=config, layer=layer)
     assert 0 <= int(result.chosen_restart[0]) < 3
@@ -143,17 +85,17 @@ def test_selection_picks_the_lowest_final_loss(layer, grasps):
 @pytest.mark.parametrize("preset", ["contactopt", "haco"])
 def test_contactopt_style_presets_run_batched(layer, grasps, preset):
     config = PRESETS[preset].replace(n_iter=5, n_restarts=2, n_obj_points=256)
-    start = _perturbed(grasps[0], (0.0, 0.0, 0.005))
+    start = perturbed(grasps[0], (0.0, 0.0, 0.005))
     result = optimize_grasp([start], target_hand_contact=grasps[0].hand_contact[None], config=config, layer=layer)
     assert result.verts.shape == (1, 778, 3) and torch.isfinite(result.verts).all()
 
 
 def test_degenerate_inputs_give_no_nan(layer, grasps):
-    far = _perturbed(grasps[0], (1.0, -0.5, 0.8))
+    far = perturbed(grasps[0], (1.0, -0.5, 0.8))
     empty = np.zeros((1, 778))
     result = optimize_grasp([far], target_hand_contact=empty, config=QUICK.replace(n_iter=10), layer=layer)
     assert torch.isfinite(result.verts).all() and torch.isfinite(result.loss).all()
-    plate = _palm_grasp(layer, "thin_plate", "precision")
+    plate = palm_grasp(layer, "thin_plate", "precision")
     result = optimize_grasp([plate], target_hand_contact=plate.hand_contact[None], config=QUICK, layer=layer)
     assert torch.isfinite(result.verts).all()
     no_target = optimize_grasp([grasps[1]], config=QUICK.replace(n_iter=5), layer=layer)
@@ -161,7 +103,7 @@ def test_degenerate_inputs_give_no_nan(layer, grasps):
 
 
 def test_object_pose_can_be_optimised(layer, grasps):
-    start = _perturbed(grasps[0], (0.006, 0.0, 0.0))
+    start = perturbed(grasps[0], (0.006, 0.0, 0.0))
     config = QUICK.replace(optimize_object=True, n_iter=20)
     result = optimize_grasp([start], target_hand_contact=grasps[0].hand_contact[None], config=config, layer=layer)
     rotation = result.obj_rotation[0]

@@ -13,7 +13,7 @@ Presets:
   ``hflnet-dexycb`` with the prior ``0.01 · ½|z|²``, so the correction lands on the least certain input (the object
   and the fingers, not the hand root); hand-contact targets scaled to 0.3 (a certain contact asks for ≈3 mm, not
   for ContactOpt's ≈1 mm, which drove hands into objects); restart 0 at the input plus 3 restarts drawn from the
-  prior; 100 iterations of Adam at lr 0.1 (in standard deviations) with cosine decay; no early stopping. Pass the
+  prior; 100 iterations of Adam at lr 0.2 (in standard deviations) with cosine decay; no early stopping. Pass the
   profile of your pose source (``noise_profile=``; ``contactopt-aug`` for ContactOpt's perturbation).
 """
 
@@ -196,7 +196,7 @@ FAST = OptimizeConfig(
     optimize_object=True,
     noise_profile="hflnet-dexycb",
     w_prior=0.01,
-    lr=0.1,
+    lr=0.2,
     n_iter=100,
     early_stop_patience=None,
 )

@@ -198,7 +198,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "renders. All results are on SYNTHETIC data.",
     )
     demo.add_argument("--out", default="haco_grasp_demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--n", type=int, default=4, help="number of grasps (default: %(default)s)")
+    demo.add_argument("--n-grasps", dest="n", type=int, default=4, help="number of grasps (default: %(default)s)")
+    demo.add_argument("--n", dest="n", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # old spelling
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     demo.add_argument("--noise", default="hflnet-like", choices=["hflnet-like", "contactopt-aug"],
                       help="perturbation model of the inputs: what an image-based estimator gets wrong, or "

@@ -125,7 +125,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     from haco_grasp.optimize import get_config, optimize_grasp
 
     if config.n_grasps < 1:
-        raise InputError(f"--n: expected at least 1 grasp, got {config.n_grasps}")
+        raise InputError(f"--n-grasps: expected at least 1 grasp, got {config.n_grasps}")
     available = _available_sources()
     source = available[0] if config.contact == "auto" else config.contact
     if source not in DEMO_CONTACT_SOURCES:

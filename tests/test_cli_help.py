@@ -39,6 +39,9 @@ def test_shared_flags_have_one_spelling_and_old_ones_still_work(tmp_path):
     assert deepcontact.parse_args(["--out-dir", "x"]).out_dir == "x"
     assert deepcontact.parse_args(["--out", "y"]).out_dir == "y"
     assert deepcontact.parse_args([]).resume is True and deepcontact.parse_args(["--no-resume"]).resume is False
+    demo = _subparser("demo")
+    assert demo.parse_args(["--n", "3"]).n == 3 and demo.parse_args(["--n-grasps", "5"]).n == 5
+    assert "--n-grasps" in demo.format_help() and "--n N" not in demo.format_help()
     haco = _subparser("train-haco")
     assert haco.parse_args(["--resume"]).resume is True and haco.parse_args(["--no-resume"]).resume is False
     assert haco.parse_args([]).resume is None  # the preset decides

@@ -170,6 +170,8 @@ class RefineConfig:
         contact_threshold: metres; distance of the ``geometric`` labels and of the metrics' contact labels.
     Optimisation:
         preset: optimizer preset, one of :data:`PRESET_NAMES`.
+        noise_profile: the predictions' noise profile (a shipped name such as "hflnet-dexycb" or a JSON path) for
+            the MAP presets; None: the preset's own ("fast": hflnet-dexycb). Ignored by "contactopt" and "haco".
         optimize: a full :class:`~haco_grasp.optimize.OptimizeConfig` used instead of ``preset`` (API only, e.g.
             tiny settings in tests; recorded as preset "custom").
         device: torch device ("cpu", "cuda", "cuda:1"); under torchrun "cuda" means ``cuda:<LOCAL_RANK>``.
@@ -200,6 +202,7 @@ class RefineConfig:
     contact_checkpoint: str | os.PathLike | None = None
     contact_threshold: float = 0.01
     preset: str = "fast"
+    noise_profile: str | None = None
     optimize: OptimizeConfig | None = None
     device: str = "cpu"
     dtype: str = "float32"
@@ -922,6 +925,8 @@ def _plan(config: RefineConfig) -> _Plan:
         if config.preset not in PRESET_NAMES:
             raise InputError(f"--preset: unknown {config.preset!r}; choose one of {list(PRESET_NAMES)}")
         optimize, preset = get_config(config.preset), config.preset
+        if config.noise_profile is not None and optimize.noise_profile is not None:
+            optimize = optimize.replace(noise_profile=str(config.noise_profile))
 
     rank, world_size = _env_int("RANK", 0), _env_int("WORLD_SIZE", 1)
     if world_size < 1 or not 0 <= rank < world_size:
@@ -1441,7 +1446,7 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
 
 def _metrics(plan: _Plan, inputs: _Inputs, records: dict[str, dict[str, Any]]) -> tuple[dict, str]:
     """Before/after scores against the DexYCB ground truth, and their Markdown table."""
-    from haco_grasp.evaluation import markdown_table, score_grasps
+    from haco_grasp.evaluation import frame_changes, markdown_table, score_grasps
     from haco_grasp.refine_outputs import refined_grasp
 
     config = plan.config
@@ -1470,11 +1475,13 @@ def _metrics(plan: _Plan, inputs: _Inputs, records: dict[str, dict[str, Any]]) -
     if skipped:
         logger.warning("metrics: %d samples without a ground-truth hand skipped (e.g. %s)", len(skipped), skipped[0])
     pitch, threshold = config.metrics_pitch, config.contact_threshold
+    input_scores = score_grasps(before, truths, pitch=pitch, contact_threshold=threshold)
+    refined_scores = score_grasps(
+        after, truths, pitch=pitch, contact_threshold=threshold, seconds_per_grasp=float(np.mean(seconds))
+    )
     rows = {
-        "input": score_grasps(before, truths, pitch=pitch, contact_threshold=threshold).summary(),
-        "refined": score_grasps(
-            after, truths, pitch=pitch, contact_threshold=threshold, seconds_per_grasp=float(np.mean(seconds))
-        ).summary(),  # fmt: skip
+        "input": input_scores.summary(),
+        "refined": refined_scores.summary() | frame_changes(refined_scores, input_scores),
     }
     title = (f"{plan.pred.name}: {len(truths)} samples vs DexYCB ground truth (contact {config.contact}, preset "
              f"{plan.preset}; MPJPE absolute, camera frame)")  # fmt: skip
@@ -1671,6 +1678,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint of the haco / deepcontact model (default: the predictor's own)")  # fmt: skip
     parser.add_argument("--preset", default="fast", choices=list(PRESET_NAMES),
                         help="optimizer preset (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--noise-profile", metavar="NAME|PATH", default=None,
+                        help="how far the predictions are from the truth, per parameter, for the MAP preset 'fast': "
+                        "hflnet-dexycb, contactopt-aug or a JSON file (haco_grasp.optimize.fit_noise_profile makes "
+                        "one from a validation split) (default: the preset's, hflnet-dexycb)")  # fmt: skip
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N (default: %(default)s)")
     parser.add_argument("--objects", metavar="DIR", default=None,
                         help="DexYCB models folder, or the folder of the mesh files a generic .npz names "
@@ -1710,6 +1721,7 @@ def config_from_args(args: argparse.Namespace) -> RefineConfig:
         contact_file=args.contact_file,
         contact_checkpoint=args.contact_checkpoint,
         preset=args.preset,
+        noise_profile=args.noise_profile,
         device=args.device,
         batch_size=args.batch_size,
         limit=args.limit,

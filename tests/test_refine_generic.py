@@ -163,11 +163,11 @@ def test_html_report_renders_in_headless_chromium(refined_run, tmp_path):
     subprocess.run([_chromium(), *flags, page.as_uri()], check=True, timeout=120, capture_output=True)
     shutil.copy(shot, refined_run.html.with_name("report_screenshot.png"))  # kept beside the report for a look
     image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    skin = (np.abs(image - [237, 191, 158]).sum(-1) < 60).mean()  # hand colour of the contact scale
-    red = ((image[..., 0] > 150) & (image[..., 1] < 90) & (image[..., 2] < 90)).mean()
-    blue = ((image[..., 2] > 150) & (image[..., 0] < 160) & (image[..., 2] - image[..., 0] > 40)).mean()
+    warm = (image[..., 0] - image[..., 2] > 40).mean()  # skin to red: the hands (tables, text and axes are grey)
+    blue = (image[..., 2] - image[..., 0] > 60).mean()  # the object (mostly behind the hand)
     assert image.std() > 10, "blank screenshot"
-    assert skin + red > 0.005 and blue > 0.005, f"no hand / object drawn: skin {skin:.4f} red {red:.4f} blue {blue:.4f}"
+    # calibrated on screenshots: 3-D views ~6 % warm pixels; the report's top (tables, loss curves) ~0.2 %
+    assert warm > 0.02 and blue > 0.001, f"no hand / object drawn: warm {warm:.4f}, blue {blue:.4f}"
 
 
 def test_mano_root_synthetic_names_the_shipped_hand(monkeypatch):

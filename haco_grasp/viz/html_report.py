@@ -101,7 +101,8 @@ def _frame_figure(go, make_subplots, frame: RefinedFrame, show_scale: bool):
     for term, values in (frame.loss_history or {}).items():
         values = np.asarray(values, np.float64)
         if values.size and np.any(values > 0):
-            figure.add_trace(go.Scatter(y=np.maximum(values, 1e-12), mode="lines", name=term, legendgroup="loss"),
+            positive = np.where(values > 0, values, np.nan)  # zero: a gap on the log axis
+            figure.add_trace(go.Scatter(y=positive, mode="lines", name=term, legendgroup="loss", connectgaps=False),
                              row=1, col=3)  # fmt: skip
     figure.update_yaxes(type="log", title_text="weighted loss", exponentformat="power", row=1, col=3)
     axes = {"xaxis_title": "x mm", "yaxis_title": "y mm", "zaxis_title": "z mm", "aspectmode": "data"}
@@ -118,7 +119,7 @@ def _loss_figure(go, frames: Sequence[RefinedFrame]):
             continue
         history = frame.loss_history
         total = history.get("total", np.sum([np.asarray(v, np.float64) for v in history.values()], axis=0))
-        figure.add_trace(go.Scatter(y=np.maximum(total, 1e-12), mode="lines", name=frame.metrics.sample_id))
+        figure.add_trace(go.Scatter(y=np.where(total > 0, total, np.nan), mode="lines", name=frame.metrics.sample_id))
     figure.update_layout(title="total loss per iteration (first 50 frames)", xaxis_title="iteration",
                          yaxis_title="loss", yaxis_type="log", height=360,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10})  # fmt: skip

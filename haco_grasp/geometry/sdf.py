@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from haco_grasp.atomic import atomic_open
 from haco_grasp.errors import InputError
 
 __all__ = [
-    "inside_mesh", "signed_distance", "SdfGrid", "PackedSdfGrids", "trilinear_lookup", "sdf_grid",
+    "inside_mesh", "signed_distance", "SdfGrid", "PackedSdfGrids", "SdfLookup", "trilinear_lookup", "sdf_grid",
     "clear_sdf_grid_cache",
 ]
 
@@ -303,59 +304,98 @@ class SdfGrid:
 _CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1))
 
 
-def _trilinear_forward(
-    values: Tensor, offset: Tensor, size: Tensor, origin: Tensor, pitch: Tensor, points: Tensor
-) -> tuple[Tensor, Tensor]:
+# _FACTOR_IS_SLOPE[r, axis]: row r of the lookup takes the slope (-1, +1) instead of the weights (1 - f, f) on that
+# axis; rows: the value, then d/dx, d/dy, d/dz (in samples).
+_FACTOR_IS_SLOPE = ((False, False, False), (True, False, False), (False, True, False), (False, False, True))
+
+
+class SdfLookup(NamedTuple):
+    """Per-sample constants of a packed trilinear lookup, prepared once (:meth:`PackedSdfGrids.select`) so that each
+    query runs only the arithmetic (no conversions, no constant tensors).
+
+    values: (total,) float, every grid's samples. first: (B, 1, 8) long, flat index of each cell corner at cell
+    (0, 0, 0) of the sample's grid. stride: (B, 1, 3) long, flat steps along x, y, z. upper: (B, 1, 3) float, last
+    sample index per axis. origin: (B, 1, 3) float, metres. scale: (B, 1, 1) float, pitch in metres.
+    slope: (2,) float (-1, +1). is_slope: (4, 3, 1) bool (:data:`_FACTOR_IS_SLOPE`).
+    """
+
+    values: Tensor
+    first: Tensor
+    stride: Tensor
+    upper: Tensor
+    origin: Tensor
+    scale: Tensor
+    slope: Tensor
+    is_slope: Tensor
+
+    def query(self, points: Tensor) -> Tensor:
+        """Signed distance (B, P) of (B, P, 3) points, metres; differentiable w.r.t. points (one-product backward)."""
+        if points.requires_grad and torch.is_grad_enabled():
+            return _TrilinearLookup.apply(points, self)
+        with torch.no_grad():
+            return _trilinear_forward(points, self)[0]
+
+
+def _prepare_lookup(
+    values: Tensor, offset: Tensor, size: Tensor, origin: Tensor, pitch: Tensor, dtype: torch.dtype
+) -> SdfLookup:
+    """The :class:`SdfLookup` of per-sample grid parameters (offset (B,), size (B, 3), origin (B, 3), pitch (B,))."""
+    device = values.device
+    stride = torch.stack([size[:, 1] * size[:, 2], size[:, 2], torch.ones_like(size[:, 2])], dim=-1)  # (B, 3)
+    corners = torch.tensor(_CORNERS, dtype=torch.long, device=device)  # (8, 3)
+    first = offset[:, None] + (corners * stride[:, None]).sum(-1)  # (B, 8)
+    return SdfLookup(
+        values=values.to(dtype),
+        first=first[:, None],
+        stride=stride[:, None],
+        upper=(size - 1).to(dtype)[:, None],
+        origin=origin.to(dtype)[:, None],
+        scale=pitch.to(dtype)[:, None, None],
+        slope=torch.tensor([-1.0, 1.0], dtype=dtype, device=device),
+        is_slope=torch.tensor(_FACTOR_IS_SLOPE, device=device)[..., None],
+    )
+
+
+def _trilinear_forward(points: Tensor, lookup: SdfLookup) -> tuple[Tensor, Tensor]:
     """Signed distance (B, P) and its gradient with respect to the points (B, P, 3), computed together."""
-    dtype = points.dtype
-    upper = (size - 1).to(dtype)[:, None]  # (B, 1, 3)
-    scale = pitch.to(dtype)[:, None, None]  # (B, 1, 1)
-    grid_coord = (points - origin.to(dtype)[:, None]) / scale  # (B, P, 3), in samples
-    clamped = torch.minimum(torch.maximum(grid_coord, torch.zeros_like(grid_coord)), upper)
-    outside = (grid_coord - clamped) * scale  # (B, P, 3), metres to the box
+    grid_coord = (points - lookup.origin) / lookup.scale  # (B, P, 3), in samples
+    clamped = torch.clamp(grid_coord, min=0.0 * lookup.upper, max=lookup.upper)
+    outside = (grid_coord - clamped) * lookup.scale  # (B, P, 3), metres to the box
     outside_sq = (outside * outside).sum(-1, keepdim=True)  # (B, P, 1)
     is_outside = outside_sq > 0
-    outside_dist = torch.where(is_outside, outside_sq, torch.ones_like(outside_sq)).sqrt()  # (B, P, 1)
-    base = torch.minimum(clamped.floor(), upper - 1)  # (B, P, 3), lower corner
+    outside_dist = torch.where(is_outside, outside_sq, 1.0).sqrt()  # (B, P, 1)
+    base = torch.minimum(clamped.floor(), lookup.upper - 1)  # (B, P, 3), lower corner
     frac = clamped - base  # (B, P, 3) in [0, 1]
-    corners = torch.tensor(_CORNERS, dtype=torch.long, device=points.device)  # (8, 3)
-    stride = torch.stack([size[:, 1] * size[:, 2], size[:, 2], torch.ones_like(size[:, 2])], dim=-1)  # (B, 3)
-    # index contract: flat = offset[b] + sum_c (base[b, p, c] + corner[k, c]) * stride[b, c]
-    flat_index = offset[:, None] + (base.long() * stride[:, None]).sum(-1)  # (B, P)
-    flat_index = flat_index[..., None] + (corners * stride[:, None]).sum(-1)[:, None]  # (B, P, 8)
-    cube = values[flat_index].to(dtype).unflatten(-1, (2, 2, 2))  # (B, P, 2, 2, 2): [i, j, k] = corner (i, j, k)
-    low, high = 1.0 - frac, frac  # weight of the low / high sample per axis, (B, P, 3)
-    # contract the cube one axis at a time: z, then y, then x (each step also gives the slope along that axis)
-    along_z = cube[..., 0] * low[:, :, 2, None, None] + cube[..., 1] * high[:, :, 2, None, None]  # (B, P, 2, 2)
-    slope_z = cube[..., 1] - cube[..., 0]  # (B, P, 2, 2)
-    along_y = along_z[..., 0] * low[:, :, 1, None] + along_z[..., 1] * high[:, :, 1, None]  # (B, P, 2)
-    wy = torch.stack([low[:, :, 1], high[:, :, 1]], dim=-1)[:, :, None, :]  # (B, P, 1, 2)
-    slope_zy = (slope_z * wy).sum(-1)  # (B, P, 2): d/dz after the y contraction
-    slope_y = along_z[..., 1] - along_z[..., 0]  # (B, P, 2)
-    wx = torch.stack([low[:, :, 0], high[:, :, 0]], dim=-1)  # (B, P, 2)
-    value = (along_y * wx).sum(-1, keepdim=True)  # (B, P, 1)
-    slopes = torch.stack([along_y[..., 1] - along_y[..., 0], (slope_y * wx).sum(-1), (slope_zy * wx).sum(-1)], -1)
-    inside_box = (grid_coord == clamped).to(dtype)  # (B, P, 3): clamping stops the slope on that axis
+    # index contract: flat[b, p, k] = first[b, k] + sum_c base[b, p, c] * stride[b, c]
+    flat_index = lookup.first + (base.long() * lookup.stride).sum(-1, keepdim=True)  # (B, P, 8)
+    cube = lookup.values[flat_index]  # (B, P, 8), corner (i, j, k) at 4 i + 2 j + k
+    # per axis, the weights of the low / high sample (1 - f, f), or for a slope row the derivative (-1, +1)
+    pair = torch.stack([1.0 - frac, frac], dim=-1)  # (B, P, 3, 2)
+    factors = torch.where(lookup.is_slope, lookup.slope, pair[:, :, None])  # (B, P, 4, 3, 2)
+    fx, fy, fz = factors.unbind(-2)  # (B, P, 4, 2) each
+    weights = (fx[..., :, None, None] * fy[..., None, :, None] * fz[..., None, None, :]).flatten(-3)  # (B, P, 4, 8)
+    rows = (weights @ cube[..., None])[..., 0]  # (B, P, 4): value, then the slope per axis (in samples)
+    inside_box = grid_coord == clamped  # (B, P, 3): clamping stops the slope on that axis
     # d/dp: the in-box slope on unclamped axes, plus (outside the box) the unit direction away from the box
-    away = torch.where(is_outside, outside / outside_dist, torch.zeros_like(outside))  # (B, P, 3)
-    gradient = slopes * inside_box / scale + away  # (B, P, 3)
-    distance = value + torch.where(is_outside, outside_dist, torch.zeros_like(outside_dist))
-    return distance[..., 0], gradient
+    slopes = torch.where(inside_box, rows[..., 1:], 0.0) / lookup.scale  # (B, P, 3)
+    gradient = torch.where(is_outside, slopes + outside / outside_dist, slopes)  # (B, P, 3)
+    distance = rows[..., 0] + torch.where(is_outside[..., 0], outside_dist[..., 0], 0.0)
+    return distance, gradient
 
 
 class _TrilinearLookup(torch.autograd.Function):
     """Trilinear lookup whose backward is one product with the gradient computed in the forward pass."""
 
     @staticmethod
-    def forward(ctx, values, offset, size, origin, pitch, points):  # noqa: D102
-        distance, gradient = _trilinear_forward(values, offset, size, origin, pitch, points)
+    def forward(ctx, points, lookup):  # noqa: D102
+        distance, gradient = _trilinear_forward(points, lookup)
         ctx.save_for_backward(gradient)
         return distance
 
     @staticmethod
     def backward(ctx, grad_output):  # noqa: D102
         (gradient,) = ctx.saved_tensors
-        return None, None, None, None, None, grad_output[..., None] * gradient
+        return grad_output[..., None] * gradient, None
 
 
 def trilinear_lookup(
@@ -367,7 +407,8 @@ def trilinear_lookup(
     operations is fixed whatever the batch holds, and its backward pass is a single product: the gradient with
     respect to the points is computed with the value (a custom autograd function). Sample ``b`` looks its points up
     in the grid whose samples start at ``offset[b]`` of ``values`` (x-major, then y, then z). Points outside a grid's
-    box get the value at the nearest point of the box plus the distance to the box.
+    box get the value at the nearest point of the box plus the distance to the box. In a loop, prepare the
+    per-sample constants once with :meth:`PackedSdfGrids.select` and call :meth:`SdfLookup.query`.
 
     Args:
         values: (total,) float, the grids' samples back to back, metres.
@@ -380,10 +421,7 @@ def trilinear_lookup(
     Returns:
         sdf: (B, P) float, metres, negative inside; differentiable w.r.t. points (not w.r.t. the grid).
     """
-    if points.requires_grad and torch.is_grad_enabled():
-        return _TrilinearLookup.apply(values, offset, size, origin, pitch, points)
-    with torch.no_grad():
-        return _trilinear_forward(values, offset, size, origin, pitch, points)[0]
+    return _prepare_lookup(values, offset, size, origin, pitch, points.dtype).query(points)
 
 
 @dataclass(frozen=True, eq=False)
@@ -440,9 +478,21 @@ class PackedSdfGrids:
         Returns:
             sdf: (B, P) float, metres, negative inside; differentiable w.r.t. points.
         """
-        return trilinear_lookup(
+        return self.select(grid_index, points.dtype).query(points)
+
+    def select(self, grid_index: Tensor, dtype: torch.dtype | None = None) -> SdfLookup:
+        """The per-sample lookup constants of a batch (prepare once, query every iteration).
+
+        Args:
+            grid_index: (B,) long, which packed grid each sample uses.
+            dtype: float type of the queries (default: the packed values').
+
+        Returns:
+            SdfLookup.
+        """
+        return _prepare_lookup(
             self.values, self.offset[grid_index], self.size[grid_index], self.origin[grid_index],
-            self.pitch[grid_index], points,
+            self.pitch[grid_index], dtype or self.values.dtype,
         )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from haco_grasp.geometry.contact import (
     sdf_penetration_kernel,
 )
 from haco_grasp.geometry.knn import knn_points
-from haco_grasp.geometry.sdf import PackedSdfGrids
+from haco_grasp.geometry.sdf import SdfLookup
 from haco_grasp.optimize.config import OptimizeConfig
 
 __all__ = ["LOSS_TERMS", "Neighbours", "Scene", "needs_neighbours", "nearest_neighbours", "objective_terms"]
@@ -37,8 +37,8 @@ class Scene(NamedTuple):
     """Per-sample constants of the objective, in each object's canonical frame (N = grasps × restarts).
 
     points: (N, P, 3) float, object surface samples, metres. normals: (N, P, 3) float, their outward normals.
-    allowance: (N, 1) float, tolerated penetration depth, metres. grids: the packed SDF grids of the batch's
-    objects (None when no SDF model is used). grid_index: (N,) long, each sample's grid.
+    allowance: (N, 1) float, tolerated penetration depth, metres. sdf: each sample's signed-distance lookup into the
+    batch's packed grids (None when no SDF model is used).
     hand_target: (N, V) float contact values or None. obj_target: (N, P) float contact values or None.
     prior_weight: (W,) float, the prior's weight per optimised variable (0 where no prior).
     """
@@ -46,8 +46,7 @@ class Scene(NamedTuple):
     points: Tensor
     normals: Tensor
     allowance: Tensor
-    grids: PackedSdfGrids | None
-    grid_index: Tensor
+    sdf: SdfLookup | None
     hand_target: Tensor | None
     obj_target: Tensor | None
     prior_weight: Tensor
@@ -104,7 +103,7 @@ def objective_terms(
     zero = hand.new_zeros(hand.shape[0])
     sdf = None
     if config.contact_model == "sdf" or config.penetration_model == "sdf":
-        sdf = scene.grids.query(hand, scene.grid_index)  # (N, V)
+        sdf = scene.sdf.query(hand)  # (N, V)
 
     hand_term = zero
     if scene.hand_target is not None and config.w_hand_contact > 0:

@@ -10,7 +10,7 @@ sequences, cameras and frames, so that every DexYCB / HFL-Net code path runs in 
 - objects: procedural watertight stand-ins under the YCB names of ``MINI_OBJECTS`` (``textured_simple.obj`` and
   ``points.xyz``, metres); each sequence shows three of them and grasps one;
 - hands: the synthetic MANO hand (or ``mano_root``), poses drawn from
-  :func:`haco_grasp.hand.synthetic.synthetic_grasp_poses`, stored as DexYCB stores them (PCA-45 coefficients of a
+  :func:`haco_grasp.hand.poses.synthetic_grasp_poses`, stored as DexYCB stores them (PCA-45 coefficients of a
   ``flat_hand_mean=False`` layer, per-subject betas in ``calibration/mano_<subject>/mano.yml``). The palm faces the
   grasped object 1-4 cm from its surface (the closest gap at which at most 40 hand vertices lie inside the object);
   the hand and object then move together over the frames. These are plausible placements, not physically checked
@@ -233,7 +233,7 @@ def write_mini_dexycb(
         MiniDexYCB describing what was written.
     """
     from haco_grasp.hand.assets import synthetic_mano_root
-    from haco_grasp.hand.synthetic import synthetic_grasp_poses
+    from haco_grasp.hand.poses import synthetic_grasp_poses
 
     n_subjects = _check_int("n_subjects", n_subjects, 1, 8)
     n_sequences = _check_int("n_sequences", n_sequences, 5, 100)

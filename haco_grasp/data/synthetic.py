@@ -21,7 +21,7 @@ a. **Object, type, site.** Objects cycle through :data:`~haco_grasp.objects.proc
    (site, direction) is drawn with a random sign of c and a random roll of +-12 degrees about n.
 b. **Placement and approach.** Every digit moves along a straight path in its joints' local coordinates from the
    ``open`` pose family (t = 0) to the mean of the type's family (t = 1) of
-   :func:`haco_grasp.hand.synthetic.synthetic_grasp_poses` (power / precision / pinch), extrapolated up to the
+   :func:`haco_grasp.hand.poses.synthetic_grasp_poses` (power / precision / pinch), extrapolated up to the
    joint limits: for the fingers this is flexion, for the thumb flexion plus opposition. The pre-shape is a small
    t (power: fingers 0-0.1 and the thumb already opposed, 0.5-0.9; precision/pinch 0.3-0.5; the idle ring and
    little fingers of a pinch sit at t = 1). The hand is rotated so that its approach axis points along -n (power:
@@ -1054,7 +1054,7 @@ def _generate(
     from haco_grasp.geometry.sdf import sdf_grid
     from haco_grasp.hand.assets import synthetic_mano_root
     from haco_grasp.hand.mano import load_mano
-    from haco_grasp.hand.synthetic import synthetic_grasp_poses
+    from haco_grasp.hand.poses import synthetic_grasp_poses
 
     torch_device = torch.device(device) if device is not None else torch.device("cpu")
     root = synthetic_mano_root() if mano_root is None else mano_root

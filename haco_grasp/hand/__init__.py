@@ -3,14 +3,14 @@
 from haco_grasp.hand.assets import cache_dir, synthetic_mano_root
 from haco_grasp.hand.joints import JOINT_NAMES, MANO_JOINT_NAMES, MANO_TIP_VERTEX_IDS, TIP_JOINTS
 from haco_grasp.hand.mano import ManoLayer, ManoModelData, ManoOutput, load_mano, read_mano_pickle, resolve_mano_path
-from haco_grasp.hand.synthetic import (
+from haco_grasp.hand.poses import synthetic_grasp_poses
+from haco_grasp.hand.synthetic_asset import (
     SYNTHETIC_BETA_NAMES,
     SYNTHETIC_TIP_VERTEX_IDS,
-    THUMB_FLEXION_AXIS,
     build_synthetic_mano,
-    synthetic_grasp_poses,
     write_synthetic_mano,
 )
+from haco_grasp.hand.synthetic_skeleton import THUMB_FLEXION_AXIS
 
 __all__ = [
     "JOINT_NAMES",

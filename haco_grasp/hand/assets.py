@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from haco_grasp.hand import synthetic_asset
+
 CACHE_ENV = "HACO_GRASP_CACHE"
 
 
@@ -15,11 +17,8 @@ def cache_dir() -> Path:
 
 def synthetic_mano_dir() -> Path:
     """Where :func:`synthetic_mano_root` keeps the synthetic hand of this version (nothing is written)."""
-    import hashlib
-
-    # keyed by the generator's source, so a changed generator never reuses stale pickles
-    source = Path(__file__).resolve().parent / "synthetic.py"
-    return cache_dir() / "synthetic_mano" / hashlib.sha1(source.read_bytes()).hexdigest()[:12]
+    # keyed by what builds the asset (synthetic_asset.asset_key), so a changed builder never reuses stale pickles
+    return cache_dir() / "synthetic_mano" / synthetic_asset.asset_key()
 
 
 def synthetic_mano_root() -> Path:
@@ -27,10 +26,8 @@ def synthetic_mano_root() -> Path:
 
     Use it as ``load_mano(root=synthetic_mano_root())``.
     """
-    from haco_grasp.hand import synthetic
-
     root = synthetic_mano_dir()
     if not all((root / name).is_file() for name in ("MANO_RIGHT.pkl", "MANO_LEFT.pkl")):
         root.mkdir(parents=True, exist_ok=True)
-        synthetic.write_synthetic_mano(root)
+        synthetic_asset.write_synthetic_mano(root)
     return root

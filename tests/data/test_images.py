@@ -32,7 +32,7 @@ from haco_grasp.data.images import (
 from haco_grasp.errors import InputError
 from haco_grasp.hand import load_mano
 from haco_grasp.hand.assets import synthetic_mano_root
-from haco_grasp.hand.synthetic import synthetic_grasp_poses
+from haco_grasp.hand.poses import synthetic_grasp_poses
 from haco_grasp.objects.procedural import make_object
 
 # Small, fast settings for tests that do not look at fine detail.

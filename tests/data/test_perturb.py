@@ -16,7 +16,7 @@ from haco_grasp.data.perturb import perturb_grasp, perturb_grasps
 from haco_grasp.errors import InputError
 from haco_grasp.hand.assets import synthetic_mano_root
 from haco_grasp.hand.mano import load_mano, read_mano_pickle, resolve_mano_path
-from haco_grasp.hand.synthetic import synthetic_grasp_poses
+from haco_grasp.hand.poses import synthetic_grasp_poses
 from haco_grasp.metrics import mpjpe
 from haco_grasp.objects.procedural import make_object
 

@@ -132,7 +132,7 @@ def test_simulator_skinning_matches_the_layer(layer):
     """The planner's fast forward pass (shape part precomputed) equals ManoLayer's LBS."""
     from haco_grasp.data import synthetic as planner
     from haco_grasp.geometry.sdf import sdf_grid
-    from haco_grasp.hand.synthetic import synthetic_grasp_poses
+    from haco_grasp.hand.poses import synthetic_grasp_poses
     from haco_grasp.objects.procedural import make_object
 
     fast_layer = load_mano(root=synthetic_mano_root(), use_pca=False, flat_hand_mean=True)

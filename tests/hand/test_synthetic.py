@@ -1,4 +1,4 @@
-"""Tests of the synthetic MANO-format hand (haco_grasp.hand.synthetic)."""
+"""Tests of the synthetic MANO-format hand (haco_grasp.hand.synthetic_asset, poses, synthetic_skeleton)."""
 
 from __future__ import annotations
 
@@ -20,15 +20,16 @@ from scipy.spatial.transform import Rotation
 from smplx.lbs import batch_rigid_transform, batch_rodrigues, lbs
 
 from haco_grasp.errors import InputError
-from haco_grasp.hand import synthetic
+from haco_grasp.hand import synthetic_asset
+from haco_grasp.hand.assets import synthetic_mano_dir
 from haco_grasp.hand.joints import MANO_PARENTS, MANO_TIP_VERTEX_IDS, NUM_VERTS
-from haco_grasp.hand.synthetic import (
+from haco_grasp.hand.poses import synthetic_grasp_poses
+from haco_grasp.hand.synthetic_asset import (
     SYNTHETIC_TIP_VERTEX_IDS,
-    THUMB_FLEXION_AXIS,
     build_synthetic_mano,
-    synthetic_grasp_poses,
     write_synthetic_mano,
 )
+from haco_grasp.hand.synthetic_skeleton import THUMB_FLEXION_AXIS
 
 TIP = dict(zip(("thumb", "index", "middle", "ring", "pinky"), SYNTHETIC_TIP_VERTEX_IDS, strict=True))
 # MANO joints (proximal, middle, distal) of each digit.
@@ -479,7 +480,7 @@ def test_mirror_posedirs_rule() -> None:
     # A non-zero right-hand corrective must give the mirrored offset on the left for the mirrored pose.
     rng = np.random.default_rng(0)
     posedirs_r = rng.normal(size=(4, 3, 135))
-    posedirs_l = synthetic._mirror_posedirs(posedirs_r)
+    posedirs_l = synthetic_asset._mirror_posedirs(posedirs_r)
     rot = Rotation.from_rotvec(rng.normal(0.0, 0.5, size=(15, 3))).as_matrix()
     flip = np.diag(MIRROR)
     rot_l = flip @ rot @ flip
@@ -515,9 +516,9 @@ def test_betas_change_length_monotonically(right: dict) -> None:
 
 # ----------------------------------------------------------------------------------------------- determinism / io
 def test_deterministic_build() -> None:
-    first = synthetic._build_right_model()
+    first = synthetic_asset._build_right_model()
     start = time.process_time()
-    second = synthetic._build_right_model()
+    second = synthetic_asset._build_right_model()
     assert time.process_time() - start < 5.0
     for key, value in first.items():
         other = second[key]
@@ -556,7 +557,10 @@ def test_write_is_byte_identical_and_plain(tmp_path) -> None:
 
 def test_write_is_identical_across_processes(tmp_path) -> None:
     here = write_synthetic_mano(tmp_path / "here")
-    code = "import sys; from haco_grasp.hand.synthetic import write_synthetic_mano; write_synthetic_mano(sys.argv[1])"
+    code = (
+        "import sys; from haco_grasp.hand.synthetic_asset import write_synthetic_mano; "
+        "write_synthetic_mano(sys.argv[1])"
+    )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], check=True, env=env, timeout=120)
     for name in ("MANO_RIGHT.pkl", "MANO_LEFT.pkl"):
@@ -569,3 +573,19 @@ def test_loads_through_the_restricted_unpickler(tmp_path) -> None:
     loaded = safe_pickle.safe_load(paths["right"], chumpy=True)
     assert np.array_equal(loaded["v_template"], build_synthetic_mano("right")["v_template"])
     assert np.allclose(loaded["J_regressor"].toarray(), build_synthetic_mano("right")["J_regressor"].toarray())
+
+
+def test_asset_key_hashes_the_builder_and_the_baked_pose_pca(monkeypatch) -> None:
+    key = synthetic_asset.asset_key()
+    assert len(key) == 12 and int(key, 16) >= 0
+    assert synthetic_mano_dir().name == key
+    # The key follows the pose PCA baked into the pickles, not the pose module's text.
+    mean, components, coeffs = synthetic_asset._pose_pca()
+    monkeypatch.setattr(synthetic_asset, "_pose_pca", lambda: (mean + 1e-9, components, coeffs))
+    synthetic_asset.asset_key.cache_clear()
+    try:
+        assert synthetic_asset.asset_key() != key
+    finally:
+        monkeypatch.undo()
+        synthetic_asset.asset_key.cache_clear()
+    assert synthetic_asset.asset_key() == key

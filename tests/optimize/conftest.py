@@ -12,7 +12,7 @@ from haco_grasp.geometry.sdf import sdf_grid
 from haco_grasp.geometry.volume import intersection_volume
 from haco_grasp.hand import load_mano
 from haco_grasp.hand.assets import synthetic_mano_root
-from haco_grasp.hand.synthetic import synthetic_grasp_poses
+from haco_grasp.hand.poses import synthetic_grasp_poses
 from haco_grasp.objects.procedural import make_object
 from haco_grasp.optimize import FAST
 

@@ -30,11 +30,7 @@ are harmonic between the palm (wrist) and the proximal phalanges; the thenar ble
 centred on the CMC joint; then everything is averaged twice over the mesh graph (the wrist opening stays bound to
 the wrist only).
 
-Articulation: with MANO's LBS a positive rotation about +z at index/middle/ring/pinky joints flexes the finger
-toward the palm (-y). Each finger flexes about its own lateral axis (+z tilted by its splay of a few degrees).
-The thumb flexes about ``THUMB_FLEXION_AXIS`` (about (0.61, -0.63, 0.47) for the right hand: the lateral axis of
-the thumb's cross-section, perpendicular to its metacarpal and to its nail): a positive rotation carries the tip
-palmar and across toward the fingers, under the palm.
+Articulation: see :mod:`haco_grasp.hand.synthetic_skeleton` (flexion axes, ``THUMB_FLEXION_AXIS``).
 
 Proportions (rest pose): wrist joint to middle fingertip 18.8 cm; palm breadth 8.0-8.4 cm; palm thickness 2.8 cm;
 joint1-to-tip lengths thumb 9.0, index 8.8, middle 9.8, ring 9.3, little 7.5 cm (from the finger webs, i.e. the
@@ -57,20 +53,28 @@ the parametric generator for one step of one parameter, so the model is linear i
 
 Pose correctives (``posedirs``): all zeros (plain LBS). The key exists with MANO's shape (V, 3, 135).
 
-Pose space: :func:`synthetic_grasp_poses` returns named families (open, relaxed, power, fist, precision, pinch,
-lateral/key, spherical, hook, point) of anatomically sensible 45-D axis-angle finger poses with random variation
-(seeded). ``hands_mean`` is their mean and ``hands_components`` their PCA (rows = components, orthonormal,
-decreasing variance); ``hands_coeffs`` holds the coefficients of every sample. With seed 0 (480 poses) 15
-components explain 98.5 % of the variance (relative reconstruction error 12 %, mean per-joint rotation error 2.4
-degrees).
+Pose space: :func:`haco_grasp.hand.poses.synthetic_grasp_poses` returns named families (open, relaxed, power,
+fist, precision, pinch, lateral/key, spherical, hook, point) of anatomically sensible 45-D axis-angle finger poses
+with random variation (seeded). ``hands_mean`` is their mean and ``hands_components`` their PCA (rows =
+components, orthonormal, decreasing variance); ``hands_coeffs`` holds the coefficients of every sample. With
+seed 0 (480 poses) 15 components explain 98.5 % of the variance (relative reconstruction error 12 %, mean
+per-joint rotation error 2.4 degrees).
 
 Left hand: the mirror image across the x = 0 plane (x negated, faces reversed, same J_regressor and weights,
 shapedirs' x negated, posedirs mirrored, pose PCA mirrored as axis-angle (x, -y, -z) per joint), as in MANO.
+
+Cache key: :func:`asset_key` hashes what builds the asset (this module, the skeleton module and the pose PCA
+baked in), so editing a pose family changes the key only when it changes the asset's PCA.
+
+Length: over 600 lines because the mesh topology, smoothing, joint regressor and skinning weights are one
+generator whose steps share the same private ring bookkeeping (``_RawHand``, ``_Template``); the parametric
+skeleton and the pose families, which stand alone, live in their own modules.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import pickle
 from dataclasses import dataclass, replace
@@ -84,14 +88,26 @@ from scipy.optimize import nnls
 
 from haco_grasp.atomic import atomic_write_bytes
 from haco_grasp.errors import InputError
+from haco_grasp.hand import synthetic_skeleton
 from haco_grasp.hand.joints import MANO_PARENTS, MANO_TIP_VERTEX_IDS, NUM_MANO_JOINTS, NUM_VERTS
+from haco_grasp.hand.poses import _pose_pca
+from haco_grasp.hand.synthetic_skeleton import (
+    _BETA_STEPS,
+    _DIGIT_JOINTS,
+    _FINGERS,
+    _HAND_Z0,
+    _WRIST_X,
+    _make_digits,
+    _ShapeParams,
+    _smoothstep,
+    _unit,
+)
 
 __all__ = [
     "SYNTHETIC_TIP_VERTEX_IDS",
     "SYNTHETIC_BETA_NAMES",
-    "THUMB_FLEXION_AXIS",
+    "asset_key",
     "build_synthetic_mano",
-    "synthetic_grasp_poses",
     "write_synthetic_mano",
 ]
 
@@ -125,70 +141,6 @@ _HOLE_RINGS = (1, 3)  # the thumb's hole spans palm rings 1..3 (1-based, wrist r
 _HOLE_COLUMNS = (31, 34)  # ... and palm columns 31..34 (34 == 0), the radial-palmar corner
 _TAUBIN_ITERATIONS = 8
 
-# Digit order inside this module: thumb, index, middle, ring, pinky (the 21-joint order).
-_FINGERS = (1, 2, 3, 4)
-# MANO joint ids of each digit's three joints (proximal to distal).
-_DIGIT_JOINTS = {0: (13, 14, 15), 1: (1, 2, 3), 2: (4, 5, 6), 3: (10, 11, 12), 4: (7, 8, 9)}
-
-
-# --------------------------------------------------------------------------------------------- parameters
-@dataclass(frozen=True)
-class _ShapeParams:
-    """Parameters of the generator (multipliers and offsets around the mean hand)."""
-
-    size: float = 1.0
-    finger_length: float = 1.0
-    hand_breadth: float = 1.0
-    palm_thickness: float = 1.0
-    finger_girth: float = 1.0
-    palm_length: float = 1.0
-    thumb_length: float = 1.0
-    finger_spread_deg: float = 0.0
-    little_finger_length: float = 1.0
-    fingertip_fullness: float = 1.0
-
-
-# One beta unit of each parameter, in SYNTHETIC_BETA_NAMES order.
-_BETA_STEPS = (
-    ("size", 0.035),
-    ("finger_length", 0.04),
-    ("hand_breadth", 0.04),
-    ("palm_thickness", 0.07),
-    ("finger_girth", 0.05),
-    ("palm_length", 0.04),
-    ("thumb_length", 0.05),
-    ("finger_spread_deg", 1.5),
-    ("little_finger_length", 0.05),
-    ("fingertip_fullness", 0.07),
-)
-
-_WRIST_X = 0.090  # wrist joint x (right hand)
-_HAND_Z0 = -0.006  # lateral centre line of the palm
-
-
-@dataclass(frozen=True)
-class _FingerSpec:
-    mcp: tuple[float, float, float]
-    splay_deg: float  # rest rotation about +y (positive = toward the thumb)
-    lengths: tuple[float, float, float]  # MCP->PIP, PIP->DIP, DIP->tip
-    base_radii: tuple[float, float]  # (lateral, dorsal-palmar) half-axes at the root
-    tip_radii: tuple[float, float]
-    spread_gain: float  # how much finger_spread_deg rotates this finger
-
-
-_FINGER_SPECS = {
-    1: _FingerSpec((0.006, 0.0, 0.026), 4.0, (0.041, 0.025, 0.022), (0.0096, 0.0086), (0.0073, 0.0064), 1.0),
-    2: _FingerSpec((0.000, 0.0, 0.003), 0.5, (0.046, 0.028, 0.024), (0.0098, 0.0088), (0.0075, 0.0066), 0.0),
-    3: _FingerSpec((0.004, -0.001, -0.0185), -4.0, (0.043, 0.027, 0.023), (0.0093, 0.0084), (0.0071, 0.0062), -1.0),
-    4: _FingerSpec((0.014, -0.002, -0.0375), -9.0, (0.034, 0.020, 0.021), (0.0081, 0.0074), (0.0063, 0.0056), -2.0),
-}
-# Thumb: CMC joint, direction of each segment (CMC->MCP, MCP->IP, IP->tip), lengths, nail reference direction.
-_THUMB_CMC = (0.066, -0.010, 0.024)
-_THUMB_DIRS = ((-0.74, -0.25, 0.62), (-0.89, -0.10, 0.44), (-0.96, -0.02, 0.28))
-_THUMB_LENGTHS = (0.040, 0.028, 0.024)
-_THUMB_NAIL_REF = (0.0, 0.6, 0.8)
-_THUMB_RADII = ((0.0125, 0.0112), (0.0102, 0.0090), (0.0084, 0.0072))  # at ring 1, at the MCP, at the tip
-
 # Palm cross-section per tau (0 = wrist ring, 1 = knuckle ring): half-width, lateral centre, vertical centre,
 # dorsal and palmar half-thickness, superellipse exponent, thenar and hypothenar bulge.
 _PALM_KNOTS = np.array([0.0, 0.2, 0.5, 0.8, 1.0])
@@ -200,135 +152,6 @@ _PALM_TP = np.array([0.0180, 0.0150, 0.0145, 0.0132, 0.0100])
 _PALM_P = np.array([2.0, 2.5, 2.8, 2.8, 2.6])
 _THENAR = np.array([0.0, 0.0045, 0.0050, 0.0015, 0.0])
 _HYPOTHENAR = np.array([0.0, 0.0030, 0.0030, 0.0015, 0.0])
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
-
-
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * t * (t * (6.0 * t - 15.0) + 10.0)
-
-
-# --------------------------------------------------------------------------------------------- digits
-@dataclass(frozen=True)
-class _Digit:
-    """A digit's centre line: joints[0..2] then the tip, one frame per segment, radii profile."""
-
-    joints: np.ndarray  # (4, 3) joint1, joint2, joint3, tip
-    dirs: np.ndarray  # (3, 3) unit direction of each segment
-    nail_ref: np.ndarray  # (3,) reference dorsal direction
-    cum: np.ndarray  # (4,) arc length of joints and tip along the centre line
-    base_radii: np.ndarray  # (2,)
-    mid_radii: np.ndarray  # (2,) radii at joint2
-    tip_radii: np.ndarray  # (2,)
-    girth: float
-    cap: float  # length of the rounded tip cap
-    is_thumb: bool
-
-    def center(self, s: np.ndarray) -> np.ndarray:
-        """s: (N,) arc length -> (N, 3) points of the centre line (extended straight before joint1)."""
-        seg = np.clip(np.searchsorted(self.cum, s, side="right") - 1, 0, 2)
-        return self.joints[seg] + (s - self.cum[seg])[:, None] * self.dirs[seg]
-
-    def frame(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Direction d, lateral e1 (= flexion axis) and dorsal e2 at arc lengths s: each (N, 3)."""
-        w1 = _smoothstep((s - self.cum[1]) / 0.012 + 0.5)
-        w2 = _smoothstep((s - self.cum[2]) / 0.010 + 0.5)
-        d = _unit(self.dirs[0] * (1 - w1)[:, None] + self.dirs[1] * (w1 - w2)[:, None] + self.dirs[2] * w2[:, None])
-        e2 = _unit(self.nail_ref[None] - (d @ self.nail_ref)[:, None] * d)
-        e1 = np.cross(e2, d)
-        return d, e1, e2
-
-    def radii(self, s: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lateral and dorsal-palmar half-axes at arc length s for ring angle phi: each (N,)."""
-        s_cap0 = self.cum[3] - self.cap
-        t_mid = np.clip(s / self.cum[1], 0.0, 1.0)
-        t_tip = np.clip((s - self.cum[1]) / (s_cap0 - self.cum[1]), 0.0, 1.0)
-        r = np.where(
-            (s <= self.cum[1])[:, None],
-            self.base_radii[None] + (self.mid_radii - self.base_radii)[None] * t_mid[:, None],
-            self.mid_radii[None] + (self.tip_radii - self.mid_radii)[None] * t_tip[:, None],
-        )
-        # Finger girth acts fully from the middle of the proximal phalanx on (the roots stay apart).
-        girth = 1.0 + (self.girth - 1.0) * (0.35 + 0.65 * _smoothstep(s / (0.6 * self.cum[1])))
-        bulge = (
-            1.0
-            + 0.05 * np.exp(-(((s - self.cum[1]) / 0.006) ** 2))
-            + 0.04 * np.exp(-(((s - self.cum[2]) / 0.005) ** 2))
-        )
-        palmar = np.sin(phi) < 0
-        pad_center = self.cum[2] + 0.45 * (self.cum[3] - self.cum[2])
-        pad = 1.0 + palmar * (0.05 + 0.10 * np.exp(-(((s - pad_center) / 0.007) ** 2)))
-        u = np.clip((s - s_cap0) / self.cap, 0.0, 1.0)
-        cap = np.sqrt(np.clip(1.0 - u * u, 0.0, 1.0))
-        rz = r[:, 0] * girth * bulge * cap
-        ry = r[:, 1] * girth * bulge * cap * pad
-        return rz, ry
-
-    def ring(self, s: np.ndarray, phi: np.ndarray) -> np.ndarray:
-        """Surface points at arc lengths s and ring angles phi (both (N,)): (N, 3)."""
-        _, e1, e2 = self.frame(s)
-        rz, ry = self.radii(s, phi)
-        return self.center(s) + (rz * np.cos(phi))[:, None] * e1 + (ry * np.sin(phi))[:, None] * e2
-
-    def apex(self) -> np.ndarray:
-        s = self.cum[3:4]
-        _, _, e2 = self.frame(s)
-        return self.center(s)[0] - 0.25 * self.tip_radii[1] * self.girth * e2[0]
-
-
-def _make_digits(p: _ShapeParams) -> dict[int, _Digit]:
-    digits: dict[int, _Digit] = {}
-    for f, spec in _FINGER_SPECS.items():
-        mcp = np.array(spec.mcp)
-        mcp[0] = _WRIST_X + (mcp[0] - _WRIST_X) * p.palm_length
-        mcp[2] = _HAND_Z0 + (mcp[2] - _HAND_Z0) * p.hand_breadth
-        angle = np.deg2rad(spec.splay_deg + spec.spread_gain * p.finger_spread_deg)
-        d = np.array([-np.cos(angle), 0.0, np.sin(angle)])
-        scale = p.finger_length * (p.little_finger_length if f == 4 else 1.0)
-        lengths = np.array(spec.lengths) * scale
-        cum = np.concatenate([[0.0], np.cumsum(lengths)])
-        joints = mcp[None] + cum[:, None] * d[None]
-        base = np.array(spec.base_radii) * np.array([p.hand_breadth, 1.0])
-        tip = np.array(spec.tip_radii) * p.fingertip_fullness
-        mid = 0.55 * base + 0.45 * np.array(spec.tip_radii)
-        digits[f] = _Digit(
-            joints=joints,
-            dirs=np.repeat(d[None], 3, axis=0),
-            nail_ref=np.array([0.0, 1.0, 0.0]),
-            cum=cum,
-            base_radii=base,
-            mid_radii=mid,
-            tip_radii=tip,
-            girth=p.finger_girth,
-            cap=0.85 * tip[1],
-            is_thumb=False,
-        )
-    cmc = np.array(_THUMB_CMC)
-    cmc[0] = _WRIST_X + (cmc[0] - _WRIST_X) * p.palm_length
-    cmc[2] = _HAND_Z0 + (cmc[2] - _HAND_Z0) * p.hand_breadth
-    dirs = _unit(np.array(_THUMB_DIRS))
-    lengths = np.array(_THUMB_LENGTHS) * p.thumb_length * np.array([1.0, p.finger_length, p.finger_length])
-    cum = np.concatenate([[0.0], np.cumsum(lengths)])
-    joints = [cmc]
-    for k in range(3):
-        joints.append(joints[-1] + lengths[k] * dirs[k])
-    tip = np.array(_THUMB_RADII[2]) * p.fingertip_fullness
-    digits[0] = _Digit(
-        joints=np.array(joints),
-        dirs=dirs,
-        nail_ref=_unit(np.array(_THUMB_NAIL_REF)),
-        cum=cum,
-        base_radii=np.array(_THUMB_RADII[0]),
-        mid_radii=np.array(_THUMB_RADII[1]),
-        tip_radii=tip,
-        girth=p.finger_girth,
-        cap=0.85 * tip[1],
-        is_thumb=True,
-    )
-    return digits
 
 
 def _finger_ring_s(cum: np.ndarray, cap: float) -> np.ndarray:
@@ -878,149 +701,6 @@ def _skinning_weights(verts: np.ndarray, tpl: _Template, joints: np.ndarray) -> 
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-# --------------------------------------------------------------------------------------------- poses
-def _digit_axes(p: _ShapeParams | None = None) -> dict[int, np.ndarray]:
-    """Per digit, per joint: (3, 3) rows = flexion axis, abduction axis, twist axis (rest frame)."""
-    digits = _make_digits(p or _ShapeParams())
-    axes: dict[int, np.ndarray] = {}
-    for d, dg in digits.items():
-        per_joint = []
-        for k in range(3):
-            s = np.array([0.5 * (dg.cum[k] + dg.cum[k + 1])])
-            direction, e1, e2 = dg.frame(s)
-            if dg.is_thumb:
-                # The thumb's second axis is palmar abduction: it carries the tip toward -y (out of the palm).
-                e2 = _unit(np.cross(direction, np.array([[0.0, -1.0, 0.0]])))
-                e2 = _unit(e2 - (e2 @ e1[0])[:, None] * e1)
-            per_joint.append(np.stack([e1[0], e2[0], direction[0]]))
-        axes[d] = np.stack(per_joint)
-    return axes
-
-
-#: Flexion axis of the right thumb (its CMC joint's lateral axis), unit vector.
-THUMB_FLEXION_AXIS: tuple[float, float, float] = tuple(float(x) for x in np.round(_digit_axes()[0][0, 0], 4))
-
-# Families: per finger (index, middle, ring, pinky) (MCP, PIP, DIP) flexion, MCP abduction (toward the thumb
-# positive), then the thumb (CMC flexion, CMC palmar abduction, CMC twist about the bone, MCP flexion, IP flexion),
-# radians, about the axes of _digit_axes. The thumb values of the grasps were tuned so that the mean posture closes
-# the grasp (pinch: thumb and index tips 1.3 cm apart; precision: thumb tip at the index and middle tips; lateral:
-# thumb pad on the side of the index; fist/point: thumb over the middle phalanges).
-_FAMILIES: dict[str, dict[str, object]] = {
-    "open": {
-        "flex": ((0.05, 0.05, 0.03), (0.05, 0.05, 0.03), (0.05, 0.05, 0.03), (0.05, 0.05, 0.03)),
-        "abd": (0.10, 0.0, -0.08, -0.15),
-        "thumb": (-0.10, -0.15, 0.0, 0.05, 0.05),
-        "count": 64,
-    },
-    "relaxed": {
-        "flex": ((0.25, 0.35, 0.20), (0.30, 0.40, 0.25), (0.35, 0.45, 0.25), (0.40, 0.50, 0.30)),
-        "abd": (0.02, 0.0, -0.02, -0.05),
-        "thumb": (0.20, 0.20, 0.10, 0.20, 0.20),
-        "count": 96,
-    },
-    "power": {
-        "flex": ((0.90, 1.10, 0.50), (1.00, 1.20, 0.55), (1.05, 1.20, 0.60), (1.10, 1.20, 0.60)),
-        "abd": (-0.05, 0.0, 0.03, 0.08),
-        "thumb": (0.25, 0.10, 0.08, 0.20, 0.10),
-        "count": 48,
-    },
-    "fist": {
-        "flex": ((1.40, 1.70, 0.90), (1.45, 1.70, 0.90), (1.45, 1.70, 0.90), (1.45, 1.60, 0.90)),
-        "abd": (-0.05, 0.0, 0.05, 0.10),
-        "thumb": (0.30, -0.05, 0.01, 0.53, 0.35),
-        "count": 32,
-    },
-    "precision": {
-        "flex": ((0.70, 0.90, 0.50), (0.70, 0.90, 0.50), (0.80, 1.00, 0.50), (0.85, 1.00, 0.50)),
-        "abd": (0.0, 0.0, 0.0, 0.0),
-        "thumb": (0.70, 0.00, 0.14, 0.10, 0.10),
-        "count": 48,
-    },
-    "pinch": {
-        "flex": ((0.70, 1.05, 0.55), (0.55, 0.85, 0.45), (0.60, 1.00, 0.50), (0.70, 1.10, 0.50)),
-        "abd": (0.0, 0.0, -0.02, -0.05),
-        "thumb": (0.41, 0.19, -0.04, 0.21, 0.10),
-        "count": 48,
-    },
-    "lateral": {
-        "flex": ((0.80, 1.40, 0.70), (0.85, 1.40, 0.70), (0.90, 1.40, 0.70), (0.95, 1.40, 0.70)),
-        "abd": (0.0, 0.0, 0.0, 0.0),
-        "thumb": (0.09, -0.03, -0.18, 0.33, 0.32),
-        "count": 40,
-    },
-    "spherical": {
-        "flex": ((0.45, 0.55, 0.35), (0.45, 0.55, 0.35), (0.45, 0.55, 0.35), (0.50, 0.55, 0.35)),
-        "abd": (0.15, 0.0, -0.12, -0.25),
-        "thumb": (0.64, 0.13, 0.18, 0.44, 0.19),
-        "count": 40,
-    },
-    "hook": {
-        "flex": ((0.15, 1.30, 0.80), (0.15, 1.30, 0.80), (0.15, 1.30, 0.80), (0.15, 1.30, 0.80)),
-        "abd": (0.0, 0.0, 0.0, 0.0),
-        "thumb": (0.0, 0.10, 0.0, 0.10, 0.10),
-        "count": 32,
-    },
-    "point": {
-        "flex": ((0.05, 0.05, 0.05), (1.40, 1.60, 0.80), (1.40, 1.60, 0.80), (1.40, 1.50, 0.80)),
-        "abd": (0.05, 0.0, 0.03, 0.08),
-        "thumb": (0.51, -0.05, 0.09, 0.35, 0.17),
-        "count": 32,
-    },
-}
-
-
-def synthetic_grasp_poses(seed: int = 0) -> dict[str, np.ndarray]:
-    """The named synthetic pose set of the right hand, used to fit the pose PCA.
-
-    Each family (open, relaxed, power, fist, precision, pinch, lateral, spherical, hook, point) holds its base
-    posture with per-sample variation: an overall closure factor, per-joint flexion noise, small abduction and
-    twist noise (seeded, deterministic). Flexion is about each digit's own lateral axis (see the module docstring);
-    abduction about the dorsal axis; twist about the bone.
-
-    Args:
-        seed: seed of ``numpy.random.default_rng``.
-
-    Returns:
-        family name -> poses: (n, 45) float64 axis-angle, radians, MANO joints 1..15 (right hand).
-    """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise InputError(f"seed: expected an int, got {type(seed).__name__}; pass e.g. seed=0")
-    rng = np.random.default_rng(int(seed))
-    axes = _digit_axes()
-    out: dict[str, np.ndarray] = {}
-    for name, fam in _FAMILIES.items():
-        count = int(fam["count"])  # type: ignore[call-overload]
-        flex = np.array(fam["flex"])  # (4, 3)
-        abd = np.array(fam["abd"])  # (4,)
-        thumb = np.array(fam["thumb"])  # (5,)
-        closure = rng.uniform(0.8, 1.15, size=count)
-        poses = np.zeros((count, NUM_MANO_JOINTS, 3))
-        for n in range(count):
-            for fi, f in enumerate(_FINGERS):
-                for k in range(3):
-                    theta = np.clip(flex[fi, k] * closure[n] + rng.normal(0.0, 0.08), -0.15, 1.9)
-                    a = (abd[fi] + rng.normal(0.0, 0.05)) if k == 0 else rng.normal(0.0, 0.02)
-                    t = rng.normal(0.0, 0.03 if k == 0 else 0.02)
-                    poses[n, _DIGIT_JOINTS[f][k]] = axes[f][k].T @ np.array([theta, a, t])
-            cmc = thumb[:3] * np.array([closure[n], 1.0, 1.0]) + rng.normal(0.0, 0.08, size=3)
-            poses[n, 13] = axes[0][0].T @ cmc
-            for k, value in ((1, thumb[3]), (2, thumb[4])):
-                theta = np.clip(value * closure[n] + rng.normal(0.0, 0.08), -0.3, 1.4)
-                poses[n, 13 + k] = axes[0][k].T @ np.array([theta, rng.normal(0.0, 0.03), rng.normal(0.0, 0.03)])
-        out[name] = poses[:, 1:].reshape(count, 45)
-    return out
-
-
-def _pose_pca(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean (45,), components (45, 45) rows, coefficients (N, 45) of the synthetic pose set."""
-    poses = np.concatenate(list(synthetic_grasp_poses(seed).values()), axis=0)
-    mean = poses.mean(axis=0)
-    centred = poses - mean
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    # Fix the sign of each component: largest entry positive.
-    signs = np.sign(vt[np.arange(vt.shape[0]), np.argmax(np.abs(vt), axis=1)])
-    components = vt * signs[:, None]
-    return mean, components, centred @ components.T
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -1136,3 +816,20 @@ def write_synthetic_mano(root: str | os.PathLike) -> dict[str, Path]:
         data = pickle.dumps(build_synthetic_mano(side), protocol=2)  # type: ignore[arg-type]
         paths[side] = atomic_write_bytes(folder / name, data)
     return paths
+
+
+@functools.lru_cache(maxsize=1)
+def asset_key() -> str:
+    """12 hex digits naming this version of the asset in the cache (:func:`haco_grasp.hand.synthetic_mano_root`).
+
+    It hashes what builds the asset: the source of this module and of :mod:`haco_grasp.hand.synthetic_skeleton`,
+    and the pose PCA baked into the pickles (``hands_mean``, ``hands_components``, ``hands_coeffs``, from
+    :mod:`haco_grasp.hand.poses`). A changed builder never reuses stale pickles; an edit of the pose module that
+    leaves the PCA as it is keeps the key.
+    """
+    digest = hashlib.sha1()
+    for module_file in (__file__, synthetic_skeleton.__file__):
+        digest.update(Path(module_file).read_bytes())
+    for array in _pose_pca():
+        digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    return digest.hexdigest()[:12]

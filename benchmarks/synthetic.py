@@ -37,8 +37,8 @@ import torch
 
 def _contact_targets(kind: str, perturbed, ground_truth, layer) -> dict:
     """Keyword arguments of ``optimize_grasp`` (targets over all grasps) for a target kind."""
-    from haco_grasp.contact.labels import hand_contact_labels
     from haco_grasp.geometry.contact import sdf_contact
+    from haco_grasp.geometry.labels import hand_contact_labels
     from haco_grasp.geometry.sdf import sdf_grid
 
     if kind == "gt":

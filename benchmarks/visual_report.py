@@ -25,10 +25,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--out", default="visual_report")
     args = parser.parse_args(argv)
 
-    from haco_grasp.contact.labels import hand_contact_labels
     from haco_grasp.data.perturb import perturb_grasps
     from haco_grasp.data.synthetic import generate_grasps
     from haco_grasp.evaluation import score_grasps
+    from haco_grasp.geometry.labels import hand_contact_labels
     from haco_grasp.hand import load_mano, synthetic_mano_root
     from haco_grasp.optimize import get_config, optimize_grasp
     from haco_grasp.viz.report import save_comparison

@@ -75,7 +75,7 @@ def synthetic_contact_targets(source: str, inputs, truth, seed: int) -> dict:
     its hand targets are contact values: use ``target_mapping="value"``), "oracle" (the ground truth's 1 cm labels) or
     "geometric" (the input's own 1 cm labels).
     """
-    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.geometry.labels import hand_contact_labels
 
     if source == "oracle":
         return {"target_hand_contact": np.stack([g.hand_contact for g in truth])}
@@ -106,7 +106,7 @@ def synthetic_contact_targets(source: str, inputs, truth, seed: int) -> dict:
 
 
 def _render_pair(before, after, truth, path: Path) -> Path:
-    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.geometry.labels import hand_contact_labels
     from haco_grasp.viz.report import save_comparison
 
     rows = []

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from haco_grasp.contact.labels import hand_contact_labels
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
+from haco_grasp.geometry.labels import hand_contact_labels
 from haco_grasp.metrics import (
     contact_prf,
     frames_in_contact,

@@ -4,7 +4,7 @@
   (``"none"``: absolute, ``"root"``: root-relative, ``"procrustes"``: similarity-aligned, PA-MPJPE).
 - :func:`contact_prf`: per-frame contact precision / recall / F1 on the 778 hand vertices, HACO convention.
 - :func:`contact_labels`: HACO's ground-truth contact rule (unsigned hand-vertex-to-surface distance < threshold),
-  re-exported from :func:`haco_grasp.contact.labels.haco_contact_labels` with :data:`CONTACT_THRESHOLDS`.
+  re-exported from :func:`haco_grasp.geometry.labels.haco_contact_labels` with :data:`CONTACT_THRESHOLDS`.
 - :func:`contact_fraction`: fraction of frames in which the hand touches the object under that rule.
 - :func:`contact_ratio`: GraspTTA's contact ratio, the fraction of frames with a hand vertex inside the object or
   within 5 mm of it (:func:`frames_in_contact` gives the per-frame flags).
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from haco_grasp.contact.labels import CONTACT_THRESHOLDS
-from haco_grasp.contact.labels import haco_contact_labels as contact_labels
 from haco_grasp.errors import InputError
+from haco_grasp.geometry.labels import CONTACT_THRESHOLDS
+from haco_grasp.geometry.labels import haco_contact_labels as contact_labels
 
 __all__ = [
     "ObjectPoseError",

@@ -10,7 +10,7 @@ Pipeline (:func:`run_refine`)::
 
 Contact sources (:data:`CONTACT_SOURCES`, each a callable ``(grasps, predictions, config) -> ContactTargets``):
 
-- ``geometric``: the input grasp's own 1 cm contact labels (:func:`haco_grasp.contact.labels.hand_contact_labels`
+- ``geometric``: the input grasp's own 1 cm contact labels (:func:`haco_grasp.geometry.labels.hand_contact_labels`
   of the predicted hand against the predicted object pose); needs nothing else.
 - ``file``: per-vertex hand-contact probabilities from ``--contact-file`` (an ``.npz`` with ``sample_id`` (N,) str
   and ``hand_contact`` (N, 778) float in [0, 1]), or, without ``--contact-file``, the predictions' own optional
@@ -329,7 +329,7 @@ def geometric_contact(
     Returns:
         ContactTargets with hand: (B, 778) float32 in {0, 1}.
     """
-    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.geometry.labels import hand_contact_labels
 
     tag = f"geometry<{config.contact_threshold:g}m"  # what prediction_to_grasp already computed
     rows = []

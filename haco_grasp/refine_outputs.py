@@ -177,7 +177,7 @@ def build_frames(
     Returns:
         One :class:`RefinedFrame` per sample.
     """
-    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.geometry.labels import hand_contact_labels
     from haco_grasp.metrics import intersection_volume, max_penetration_depth
 
     iterator = samples

@@ -95,7 +95,7 @@ def test_refine_runs_on_generic_npz_with_both_hands(refined_run):
 
 
 def test_per_frame_metrics_in_csv_and_output_file(refined_run, own_data):
-    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.geometry.labels import hand_contact_labels
     from haco_grasp.metrics import max_penetration_depth
     from haco_grasp.refine_outputs import CSV_COLUMNS
 

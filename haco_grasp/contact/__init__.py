@@ -1,7 +1,8 @@
-"""HACO contact: labels, the model (official-checkpoint compatible), inference and the training stack.
+"""HACO contact: the model (official-checkpoint compatible), inference and the training stack.
 
-Public names are resolved lazily (``from haco_grasp.contact import build_haco``) so that importing the light
-``haco_grasp.contact.labels`` does not import timm.
+Public names are resolved lazily (``from haco_grasp.contact import build_haco``) so that importing a light
+submodule does not import timm. The contact labels live in :mod:`haco_grasp.geometry.labels` (pure geometry);
+``hand_contact_labels`` and ``object_contact_labels`` stay importable from here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ _EXPORTS = {
     "list_backbones": "backbones",
     "build_contact_regressors": "regressors",
     "coarse_labels": "regressors",
-    "hand_contact_labels": "labels",
+    "hand_contact_labels": "haco_grasp.geometry.labels",
     "haco_loss": "losses",
     "ContactStats": "stats",
     "BalancedContactSampler": "sampling",
@@ -31,12 +32,13 @@ _EXPORTS = {
     "ImageFolderContactDataset": "datasets",
     "SyntheticContactDataset": "datasets",
     "DexYCBContactDataset": "datasets",
-    "object_contact_labels": "labels",
+    "object_contact_labels": "haco_grasp.geometry.labels",
 }
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"haco_grasp.contact.{_EXPORTS[name]}"), name)
+        module = _EXPORTS[name]
+        return getattr(importlib.import_module(module if "." in module else f"haco_grasp.contact.{module}"), name)
     raise AttributeError(f"module 'haco_grasp.contact' has no attribute {name!r}")

@@ -23,7 +23,7 @@ Implemented here
 - :class:`DexYCBContactDataset`: DexYCB frames (:class:`haco_grasp.data.dexycb.DexYCB`): the image is the
   ``color_file``, the box HACO's ``bbox_ho`` (tight box of the 2D joints and the projected 8 corners of the grasped
   object's 3D bounding box, enlarged 1.3× about its centre, warped anisotropically), the labels
-  :func:`haco_grasp.contact.labels.hand_contact_labels` at 1 cm. Right hands only (left-hand frames are skipped).
+  :func:`haco_grasp.geometry.labels.hand_contact_labels` at 1 cm. Right hands only (left-hand frames are skipped).
 
 The other HACO training datasets (haco.md §7), same interface, not implemented: HACO's repository documents only
 its own preprocessed layout (``annot_data/<sample_id>.npz`` + ``contact_data/<sample_id>.npy``, haco.md §6), not the

@@ -48,7 +48,7 @@ unchanged); a flat-mean layer given that pose gives the same mesh as the toolkit
 Object and contact of :meth:`DexYCBSample.to_grasp`: ``models/<ycb>/textured_simple.obj`` of
 ``ycb_ids[ycb_grasp_ind]`` posed by ``pose_y[ycb_grasp_ind]`` (camera frame); ``hand_contact`` from
 :func:`hand_contact` at 1 cm (HACO's distance rule, plus vertices inside the object; see
-:mod:`haco_grasp.contact.labels`). Model files are read once per folder and process (:func:`object_provider`).
+:mod:`haco_grasp.geometry.labels`). Model files are read once per folder and process (:func:`object_provider`).
 """
 
 from __future__ import annotations
@@ -376,7 +376,7 @@ def object_provider(models: str | os.PathLike | ObjectProvider | None) -> Object
 def hand_contact(
     hand_verts: np.ndarray, obj_verts: np.ndarray, obj_faces: np.ndarray, threshold: float = 0.01
 ) -> np.ndarray:
-    """The toolkit's hand contact labels, :func:`haco_grasp.contact.labels.hand_contact_labels`, as float64.
+    """The toolkit's hand contact labels, :func:`haco_grasp.geometry.labels.hand_contact_labels`, as float64.
 
     A vertex is in contact when its unsigned distance to the object surface is below ``threshold`` (HACO's rule,
     strict "<") or when it lies inside the (closed) object; see that module for why inside vertices count.
@@ -390,7 +390,7 @@ def hand_contact(
     Returns:
         labels: (V,) float64 in {0, 1}.
     """
-    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.geometry.labels import hand_contact_labels
 
     labels = hand_contact_labels(hand_verts, obj_verts, obj_faces, threshold=threshold)
     return np.asarray(labels, dtype=np.float64).reshape(-1)

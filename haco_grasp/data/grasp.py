@@ -8,7 +8,7 @@ Conventions (stated once):
   :class:`haco_grasp.hand.ManoLayer`. ``hand_verts`` / ``hand_joints`` are that layer's output.
 - Object pose: ``obj_verts = obj_verts_canonical @ obj_rotation.T + obj_translation``.
 - Contact: ``hand_contact`` (778,) in {0, 1}, vertex within the dataset's threshold of the object surface
-  (1 cm unless stated; :func:`haco_grasp.contact.labels.hand_contact_labels`).
+  (1 cm unless stated; :func:`haco_grasp.geometry.labels.hand_contact_labels`).
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class Grasp:
         """
         import torch
 
-        from haco_grasp.contact.labels import hand_contact_labels
+        from haco_grasp.geometry.labels import hand_contact_labels
 
         if getattr(layer, "use_pca", True) or not getattr(layer, "flat_hand_mean", False):
             raise InputError(

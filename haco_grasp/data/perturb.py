@@ -237,7 +237,7 @@ def _pose_hands(layer: Any, params: list[dict[str, np.ndarray]]) -> tuple[np.nda
 
 
 def _relabel(grasp: Grasp) -> np.ndarray:
-    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.geometry.labels import hand_contact_labels
 
     threshold = grasp.meta.get("contact_threshold", 0.01) if isinstance(grasp.meta, dict) else 0.01
     labels = hand_contact_labels(grasp.hand_verts, grasp.obj_verts, grasp.obj_faces, threshold=float(threshold))

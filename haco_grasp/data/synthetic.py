@@ -43,7 +43,7 @@ c. **Closing.** Joint levels close from proximal to distal (MCP / thumb CMC, the
    pose families are carried over through them, so any MANO-format model works (synthetic or official).
 d. **Back-off.** Exact signed distances (open3d): digits with a vertex deeper than 0.8 mm open a little, a
    penetrating palm moves the hand back along n, until the maximum depth is below 1 mm.
-e. **Labels and quality.** ``hand_contact`` is :func:`~haco_grasp.contact.labels.hand_contact_labels` (1 cm).
+e. **Labels and quality.** ``hand_contact`` is :func:`~haco_grasp.geometry.labels.hand_contact_labels` (1 cm).
    A grasp is kept if at least 3 digits, or 2 digits and the palm, are within 2 mm of the surface, the thumb or
    the palm takes part (opposition), the depth is below 1 mm and the intersection volume (2 mm voxels) is below
    0.5 cm^3. Otherwise new candidates are drawn (6 per round, at most 5 rounds per type, then the next type the
@@ -1182,7 +1182,7 @@ def _make_grasp(
 ) -> Grasp:
     from scipy.spatial.transform import Rotation
 
-    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.geometry.labels import hand_contact_labels
 
     dtype, device = layer.v_template.dtype, layer.v_template.device
 

@@ -24,7 +24,7 @@ from haco_grasp.errors import AssetError, InputError
 
 def make_grasp(name: str, shift: float, seed: int) -> Grasp:
     """A cheap grasp: the synthetic flat hand with a procedural object pushed into its palm side."""
-    from haco_grasp.contact.labels import hand_contact_labels
+    from haco_grasp.geometry.labels import hand_contact_labels
     from haco_grasp.hand.assets import synthetic_mano_root
     from haco_grasp.hand.mano import load_mano
     from haco_grasp.objects.procedural import make_object

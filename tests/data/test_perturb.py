@@ -10,7 +10,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 import haco_grasp.data.perturb as perturb
-from haco_grasp.contact.labels import hand_contact_labels
+from haco_grasp.geometry.labels import hand_contact_labels
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.data.perturb import perturb_grasp, perturb_grasps
 from haco_grasp.errors import InputError

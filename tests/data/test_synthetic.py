@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import haco_grasp.geometry.contact as contact_model
-from haco_grasp.contact.labels import hand_contact_labels
+from haco_grasp.geometry.labels import hand_contact_labels
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.data.synthetic import (
     GRASP_TYPES,

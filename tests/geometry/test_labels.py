@@ -10,14 +10,14 @@ import torch
 import trimesh
 
 from haco_grasp import metrics
-from haco_grasp.contact.labels import (
+from haco_grasp.errors import InputError
+from haco_grasp.geometry.labels import (
     CONTACT_THRESHOLDS,
     haco_contact_labels,
     hand_contact_labels,
     object_contact_labels,
     surface_distance,
 )
-from haco_grasp.errors import InputError
 
 HALF = 0.03
 
@@ -124,7 +124,7 @@ def test_object_labels_use_the_capped_hand(rng):
 def test_open_object_falls_back_to_haco_rule(caplog):
     closed, open_faces = _open_tube()
     centre = np.zeros((1, 3))  # 2 cm from the wall, inside the (open) tube
-    with caplog.at_level(logging.WARNING, logger="haco_grasp.contact.labels"):
+    with caplog.at_level(logging.WARNING, logger="haco_grasp.geometry.labels"):
         labels = hand_contact_labels(centre, closed.vertices, open_faces)
     assert not labels[0]
     assert "not closed" in caplog.text
@@ -154,3 +154,12 @@ def test_metrics_reexports_one_implementation():
     assert metrics.contact_labels is haco_contact_labels
     assert metrics.CONTACT_THRESHOLDS is CONTACT_THRESHOLDS
     assert CONTACT_THRESHOLDS["dexycb"] == 0.01 and CONTACT_THRESHOLDS["interhand"] == 0.005
+
+
+def test_contact_package_still_exports_the_labels():
+    import haco_grasp.contact
+    import haco_grasp.geometry
+
+    assert haco_grasp.contact.hand_contact_labels is hand_contact_labels
+    assert haco_grasp.contact.object_contact_labels is object_contact_labels
+    assert haco_grasp.geometry.hand_contact_labels is hand_contact_labels

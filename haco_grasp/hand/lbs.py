@@ -14,8 +14,6 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from haco_grasp.geometry.rotations import axis_angle_to_matrix
-
 __all__ = ["KinematicLevels", "kinematic_levels", "linear_blend_skinning"]
 
 
@@ -70,7 +68,7 @@ def kinematic_levels(parents: list[int] | tuple[int, ...], device: torch.device 
 
 def linear_blend_skinning(
     betas: Tensor,
-    full_pose: Tensor,
+    rotations: Tensor,
     v_template: Tensor,
     shapedirs: Tensor,
     posedirs: Tensor,
@@ -82,7 +80,8 @@ def linear_blend_skinning(
 
     Args:
         betas: (B, S) float, shape coefficients (S <= shapedirs' last axis).
-        full_pose: (B, 3J) float, axis-angle of every joint, root first (J = 16 for MANO).
+        rotations: (B, J, 3, 3) float, rotation matrix of every joint (root first, J = 16 for MANO), e.g.
+            ``axis_angle_to_matrix(full_pose.view(B, J, 3))``.
         v_template: (V, 3) float, rest vertices, metres.
         shapedirs: (V, 3, S) float, shape blend shapes.
         posedirs: (9(J-1), 3V) float, pose blend shapes (row p moves every vertex coordinate).
@@ -93,31 +92,32 @@ def linear_blend_skinning(
     Returns:
         verts: (B, V, 3) float and joints: (B, J, 3) float, posed, metres (no translation).
     """
-    batch = full_pose.shape[0]
-    num_joints = joint_regressor.shape[0]
+    batch = rotations.shape[0]
     num_betas = betas.shape[1]
     # v_shaped[b, v, c] = v_template[v, c] + sum_s betas[b, s] * shapedirs[v, c, s]
     v_shaped = v_template + (betas @ shapedirs[:, :, :num_betas].reshape(-1, num_betas).T).view(batch, -1, 3)
     rest_joints = joint_regressor @ v_shaped  # (B, J, 3)
-    local_rot = axis_angle_to_matrix(full_pose.view(batch, num_joints, 3))  # (B, J, 3, 3), joint order
-    eye = torch.eye(3, dtype=full_pose.dtype, device=full_pose.device)
-    pose_feature = (local_rot[:, 1:] - eye).view(batch, -1)  # (B, 9(J-1))
+    num_joints = rotations.shape[1]
+    eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+    # (split, not slicing: one cheap backward node instead of one per slice)
+    pose_feature = (rotations.split([1, num_joints - 1], dim=1)[1] - eye).view(batch, -1)  # (B, 9(J-1))
     v_posed = v_shaped + (pose_feature @ posedirs).view(batch, -1, 3)  # (B, V, 3)
 
     # forward kinematics by depth (joints in level order): world rotation and world position of every joint
-    rot = local_rot[:, levels.order]  # (B, J, 3, 3)
+    rot = rotations[:, levels.order]  # (B, J, 3, 3)
     rest = rest_joints[:, levels.order]  # (B, J, 3)
-    world_rot, world_pos = [rot[:, :1]], [rest[:, :1]]
-    parent_rest = rest[:, :1]
-    for start, stop, parents in levels.levels:
+    sizes = [1] + [stop - start for start, stop, _ in levels.levels]
+    rot_levels, rest_levels = rot.split(sizes, dim=1), rest.split(sizes, dim=1)
+    world_rot, world_pos = [rot_levels[0]], [rest_levels[0]]
+    for depth, (_, _, parents) in enumerate(levels.levels, start=1):
         parent_rot, parent_pos = world_rot[-1], world_pos[-1]  # (B, n or 1, 3, 3), (B, n or 1, 3)
+        parent_rest = rest_levels[depth - 1]
         if parents is not None:
             parent_rot, parent_pos = parent_rot[:, parents], parent_pos[:, parents]
             parent_rest = parent_rest[:, parents]
-        bone = rest[:, start:stop] - parent_rest  # (B, n, 3), bone vectors at rest
-        world_rot.append(parent_rot @ rot[:, start:stop])
+        bone = rest_levels[depth] - parent_rest  # (B, n, 3), bone vectors at rest
+        world_rot.append(parent_rot @ rot_levels[depth])
         world_pos.append(parent_pos + (parent_rot * bone[:, :, None, :]).sum(-1))
-        parent_rest = rest[:, start:stop]
     world_rot = torch.cat(world_rot, dim=1)  # (B, J, 3, 3), level order
     world_pos = torch.cat(world_pos, dim=1)  # (B, J, 3), level order
     # joint j moves a rest point x to world_rot_j @ (x - rest_j) + world_pos_j
@@ -125,6 +125,6 @@ def linear_blend_skinning(
     transforms = torch.cat([world_rot.flatten(2), shift], dim=-1)  # (B, J, 12), level order
     # blended[b, v] = sum_j w[v, j] * transforms[b, j]  (weights' columns taken in level order)
     blended = skinning_weights[:, levels.order] @ transforms  # (B, V, 12)
-    rotation = blended[..., :9].unflatten(-1, (3, 3))  # (B, V, 3, 3)
-    verts = (rotation * v_posed[:, :, None, :]).sum(-1) + blended[..., 9:]  # (B, V, 3)
+    rotation, translation = blended.split([9, 3], dim=-1)  # (B, V, 9), (B, V, 3)
+    verts = (rotation.unflatten(-1, (3, 3)) * v_posed[:, :, None, :]).sum(-1) + translation  # (B, V, 3)
     return verts, world_pos[:, levels.inverse]

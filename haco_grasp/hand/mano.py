@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from haco_grasp.errors import AssetError, InputError
+from haco_grasp.geometry.rotations import axis_angle_to_matrix
 from haco_grasp.hand.assets import synthetic_mano_root
 from haco_grasp.hand.joints import MANO_PARENTS, MANO_TIP_VERTEX_IDS, NUM_MANO_JOINTS, TO_21
 from haco_grasp.hand.lbs import KinematicLevels, kinematic_levels, linear_blend_skinning
@@ -235,12 +236,13 @@ class ManoOutput:
 
     verts: (B, V, 3) float, metres.
     joints: (B, 21, 3) float, metres, in the order of :data:`~haco_grasp.hand.joints.JOINT_NAMES`.
-    full_pose: (B, 48) axis-angle actually applied (global + 15 joints, hand mean included).
+    full_pose: (B, 48) axis-angle actually applied (global + 15 joints, hand mean included); None from
+        :meth:`ManoLayer.skin` without it.
     """
 
     verts: Tensor
     joints: Tensor
-    full_pose: Tensor
+    full_pose: Tensor | None
 
 
 class ManoLayer(nn.Module):
@@ -354,11 +356,28 @@ class ManoLayer(nn.Module):
         transl = check("transl", transl, 3)
 
         full_pose = torch.cat([global_orient, self.pose_to_axis_angle(hand_pose)], dim=1)  # (B, 48)
-        levels = self._levels.get(str(device))
+        rotations = axis_angle_to_matrix(full_pose.view(batch, -1, 3))  # (B, 16, 3, 3)
+        return self.skin(rotations, betas, transl, full_pose)
+
+    def skin(self, rotations: Tensor, betas: Tensor, transl: Tensor, full_pose: Tensor | None = None) -> ManoOutput:
+        """Pose the hand from joint rotation matrices (the unvalidated core of :meth:`forward`).
+
+        Lets a caller that needs other rotations in the same step (e.g. an object's) compute them all in one
+        :func:`~haco_grasp.geometry.rotations.axis_angle_to_matrix` call.
+
+        Args:
+            rotations: (B, 16, 3, 3) float, each joint's rotation (root first; hand mean already applied).
+            betas: (B, S) float, S <= the model's. transl: (B, 3) float, metres.
+            full_pose: (B, 48) the axis-angle the rotations came from, kept in the output (optional).
+
+        Returns:
+            :class:`ManoOutput` with verts (B, V, 3) and joints (B, 21, 3) in metres.
+        """
+        levels = self._levels.get(str(rotations.device))
         if levels is None:
-            levels = self._levels[str(device)] = kinematic_levels(self._parents, device)
+            levels = self._levels[str(rotations.device)] = kinematic_levels(self._parents, rotations.device)
         verts, joints16 = linear_blend_skinning(
-            betas, full_pose, self.v_template, self.shapedirs, self.posedirs, self.J_regressor, levels,
+            betas, rotations, self.v_template, self.shapedirs, self.posedirs, self.J_regressor, levels,
             self.lbs_weights,
         )  # fmt: skip
         tips = verts[:, self.tip_vertex_ids]  # (B, 5, 3)

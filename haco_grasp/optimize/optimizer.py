@@ -189,6 +189,21 @@ class _Variables:
     prior_weight: Tensor
     jitter: Tensor
 
+    def decoders(self, components: Tensor) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+        """Matrices mapping variables to parameter offsets: z @ M gives the (N, 48) full-pose offset (global
+        rotation, then the 45 finger values), the (N, S) betas offset (None without a betas block), the (N, 3)
+        translation offset and the (N, 6) object rotation + translation offset (None without object blocks).
+
+        components: (k, 45) the PCA rows the finger offset lives in.
+        """
+        eye = torch.eye(self.width, dtype=self.scale.dtype, device=self.scale.device) * self.scale  # (W, W)
+        pose = torch.zeros(self.width, 48, dtype=eye.dtype, device=eye.device)
+        pose[self.rot, :3] = eye[self.rot, self.rot]
+        pose[self.pose, 3:] = components * self.pose_scale  # offset = (z_pose @ components) * pose_scale
+        betas = eye[:, self.betas] if self.betas is not None else None
+        obj = torch.cat([eye[:, self.obj_rot], eye[:, self.obj_trans]], dim=1) if self.obj_rot is not None else None
+        return pose, betas, eye[:, self.transl], obj
+
 
 def _layout(config: OptimizeConfig, num_betas: int, device: torch.device, dtype: torch.dtype) -> _Variables:
     profile = config.profile()
@@ -322,7 +337,6 @@ def optimize_grasp(
 
     # finger pose: base (B, 45) + offset in the span of the first k components
     components = layer.hand_components[: config.num_pca_comps]  # (k, 45)
-    mean = layer.hand_mean  # (45,) added by the layer (zero when flat_hand_mean=True)
     if config.project_input_to_pca:
         relative = pose0 - layer.model_hands_mean
         pose0 = layer.model_hands_mean + (relative @ components.T) @ components
@@ -371,24 +385,33 @@ def optimize_grasp(
         else None
     )
 
-    def decode(z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
-        """Parameters from variables: (N, 3), (N, 45), (N, S), (N, 3), object (N, 3, 3) and (N, 3) deltas."""
-        delta = z * layout.scale  # (N, W)
-        go = go_start + delta[:, layout.rot]
-        hand_pose = pose_start + (z[:, layout.pose] @ components) * layout.pose_scale  # (N, 45)
-        transl = transl_start + delta[:, layout.transl]
-        shape = betas_n + delta[:, layout.betas] if layout.betas is not None else betas_n
-        if layout.obj_rot is None:
-            return go, hand_pose, shape, transl, None, None
-        return go, hand_pose, shape, transl, axis_angle_to_matrix(delta[:, layout.obj_rot]), delta[:, layout.obj_trans]
+    pose_decoder, betas_decoder, transl_decoder, obj_decoder = layout.decoders(components)
+    full_start = torch.cat([go_start, pose_start], dim=1)  # (N, 48): global rotation + finger pose
+
+    def decode(z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+        """Parameters from variables: full pose (N, 48), betas (N, S), translation (N, 3), and the object's
+        rotation (N, 3) and translation (N, 3) offsets (None when the object is fixed)."""
+        full_pose = full_start + z @ pose_decoder
+        shape = betas_n + z @ betas_decoder if betas_decoder is not None else betas_n
+        transl = transl_start + z @ transl_decoder
+        if obj_decoder is None:
+            return full_pose, shape, transl, None, None
+        obj_axis_angle, obj_delta_t = (z @ obj_decoder).split([3, 3], dim=1)  # (N, 3) each
+        return full_pose, shape, transl, obj_axis_angle, obj_delta_t
 
     def forward(z: Tensor, neighbours: Neighbours | None) -> tuple[dict[str, Tensor], Tensor, Tensor, Neighbours]:
-        go, hand_pose, shape, transl, obj_delta_rot, obj_delta_t = decode(z)
-        out = layer(global_orient=go, hand_pose=hand_pose - mean, betas=shape, transl=transl)
+        full_pose, shape, transl, obj_axis_angle, obj_delta_t = decode(z)
+        # every rotation of the step in one call: 16 joints (+ the object's offset)
+        axis_angles = full_pose.view(n, 16, 3)
+        if obj_axis_angle is not None:
+            axis_angles = torch.cat([axis_angles, obj_axis_angle[:, None]], dim=1)  # (N, 17, 3)
+        rotations = axis_angle_to_matrix(axis_angles)
+        hand_rotations, obj_delta_rot = rotations.split([16, rotations.shape[1] - 16], dim=1)
+        out = layer.skin(hand_rotations, shape, transl)
         rel = out.verts  # (N, V, 3) world
-        if obj_delta_rot is not None:
+        if obj_axis_angle is not None:
             # world -> the frame of the moved object: undo x' = (x - c) @ dR.T + c + dt
-            rel = (rel - centroid[:, None] - obj_delta_t[:, None]) @ obj_delta_rot + centroid[:, None]
+            rel = (rel - centroid[:, None] - obj_delta_t[:, None]) @ obj_delta_rot[:, 0] + centroid[:, None]
         canonical = (rel - obj_trans[:, None]) @ obj_rot  # (N, V, 3) object-canonical frame
         if neighbours is None:
             neighbours = nearest_neighbours(canonical, scene, config)
@@ -440,9 +463,11 @@ def optimize_grasp(
         final = torch.where(torch.isfinite(final), final, torch.full_like(final, float("inf")))
         chosen = final.argmin(dim=1)  # (B,)
         pick = torch.arange(batch, device=device) * restarts + chosen  # (B,)
-        go, hand_pose, shape, transl, delta_rot, delta_t = (
+        full_pose, shape, transl, delta_axis_angle, delta_t = (
             None if x is None else x[pick] for x in decode(variables)
         )
+        go, hand_pose = full_pose[:, :3], full_pose[:, 3:]  # flat-hand-mean axis-angle, as the grasps hold it
+        delta_rot = axis_angle_to_matrix(delta_axis_angle) if delta_axis_angle is not None else None
         obj_rotation, obj_translation = objects.rotation, objects.translation
         if delta_rot is not None:
             # x' = (x - c) @ dR.T + c + dt with x = canonical @ R.T + t

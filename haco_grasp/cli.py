@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
+from haco_grasp.config_flags import add_optimizer_flags, explain_unknown_flags, field_docs, optimizer_overrides
 from haco_grasp.errors import HacoGraspError
 
 
@@ -24,6 +24,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         contact=args.contact,
         preset=args.preset,
         json_path=args.json,
+        optimize_overrides=optimizer_overrides(args),
+        progress=not args.no_progress,
     )
     run_demo(config)
     return 0
@@ -86,41 +88,6 @@ HELP_SOURCES: dict[str, tuple[str, str | None]] = {
 }
 
 
-_NAMES = r"[a-z_][a-z0-9_]*(?:\s*[,/]\s*[a-z_][a-z0-9_]*)*"
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """``field name -> text`` from a config class docstring.
-
-    Definitions are ``name: text`` (also ``a, b: text`` and ``a / b: text``, several per line after ``.`` or ``;``),
-    continued on more indented lines; reStructuredText roles and backquotes are removed, and "as named" becomes the
-    field's name.
-    """
-    docs: dict[str, str] = {}
-    current: list[str] = []
-    indent = 0
-    for line in (cls.__doc__ or "").splitlines():
-        match = re.match(rf"^(\s*)({_NAMES})\s*:\s+(.*)$", line)
-        if match:
-            indent = len(match.group(1))
-            text = f"{match.group(2)}: {match.group(3)}"
-            for part in re.split(rf"(?<=[.;])\s+(?={_NAMES}\s*:\s)", text):
-                definition = re.match(rf"({_NAMES})\s*:\s+(.*)$", part)
-                if definition:
-                    current = [n.strip() for n in re.split(r"[,/]", definition.group(1))]
-                    for name in current:
-                        docs[name] = definition.group(2).strip()
-        elif current and line.strip() and len(line) - len(line.lstrip()) > indent:
-            for name in current:
-                docs[name] += " " + line.strip()
-        else:
-            current = []
-    for name, text in docs.items():  # "batch_size, epochs: as named (...)" -> "batch size (...)"
-        if text.startswith("as named"):
-            docs[name] = name.replace("_", " ") + text[len("as named") :]
-    return {k: re.sub(r":\w+:`~?([^`]*)`", r"\1", v).replace("``", "").rstrip(".; ") for k, v in docs.items()}
-
-
 def _shown(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(map(str, value)) if value else "none"
@@ -179,7 +146,7 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (what was wrong, and where the help is), exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+        self.exit(2, f"{self.prog}: error: {explain_unknown_flags(message)}; see {self.prog} --help\n")
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -217,6 +184,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="optimizer preset (default: %(default)s)",
     )
     demo.add_argument("--json", default=None, metavar="PATH", help="also write the metrics as JSON to PATH")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
+    selected = _selected_command(sys.argv[1:] if argv is None else argv)
+    if selected == "demo":  # the generated optimizer flags import torch: only for the command that runs
+        add_optimizer_flags(demo)
     complete_help(demo)
     demo.set_defaults(func=_cmd_demo)
 
@@ -239,10 +210,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "torchrun, prints before/after metrics with --dexycb.",
     )
     add_refine_arguments(refine)
+    if selected == "refine":
+        add_optimizer_flags(refine, exclude=("noise_profile",))  # refine's --noise-profile sets it
     complete_help(refine)
     refine.set_defaults(func=_cmd_refine)
 
-    selected = _selected_command(sys.argv[1:] if argv is None else argv)
     for name, (summary, add_arguments, run) in LAZY_COMMANDS.items():
         command = sub.add_parser(name, help=summary, description=summary)
         if name == selected:

@@ -36,6 +36,9 @@ class DemoConfig:
     contact: contact source ("auto" = the best available of :data:`DEMO_CONTACT_SOURCES`).
     preset: optimizer preset.
     json_path: optional path of a JSON file with the before/after metrics.
+    optimize_overrides: optimizer settings applied on top of ``preset`` (field name -> value; ``--config FILE`` and
+        the ``--opt.*`` flags, :mod:`haco_grasp.config_flags`).
+    progress: progress bars and progress lines while optimising and rendering.
     """
 
     out_dir: str = "haco_grasp_demo"
@@ -45,6 +48,8 @@ class DemoConfig:
     contact: str = "auto"
     preset: str = "fast"
     json_path: str | None = None
+    optimize_overrides: dict = field(default_factory=dict)
+    progress: bool = True
 
 
 @dataclass
@@ -118,6 +123,7 @@ def _render_pair(before, after, truth, path: Path) -> Path:
 
 def run_demo(config: DemoConfig) -> DemoResult:
     """Run the demo and write its outputs; returns the measured figures."""
+    from haco_grasp.config_flags import apply_optimizer_overrides
     from haco_grasp.data.perturb import perturb_grasps
     from haco_grasp.data.synthetic import generate_grasps
     from haco_grasp.evaluation import markdown_table, score_grasps
@@ -134,7 +140,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         raise InputError(f"--contact {source} is not available here (no shipped checkpoint found); "
                          f"available: {', '.join(available)}")  # fmt: skip
     oracle = source == "oracle"
-    preset = get_config(config.preset).replace(seed=config.seed)
+    preset = apply_optimizer_overrides(get_config(config.preset).replace(seed=config.seed), config.optimize_overrides)
 
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -174,6 +174,9 @@ class RefineConfig:
             the MAP presets; None: the preset's own ("fast": hflnet-dexycb). Ignored by "contactopt" and "haco".
         optimize: a full :class:`~haco_grasp.optimize.OptimizeConfig` used instead of ``preset`` (API only, e.g.
             tiny settings in tests; recorded as preset "custom").
+        optimize_overrides: optimizer settings applied on top of ``preset`` (or ``optimize``) before
+            ``noise_profile``: field name -> value, from ``--config FILE`` and the ``--opt.*`` flags
+            (:mod:`haco_grasp.config_flags`); None: none.
         device: torch device ("cpu", "cuda", "cuda:1"); under torchrun "cuda" means ``cuda:<LOCAL_RANK>``.
         dtype: "float32" or "float64", precision of the MANO layer during optimisation.
         batch_size: grasps per optimizer call and per partial file.
@@ -204,6 +207,7 @@ class RefineConfig:
     preset: str = "fast"
     noise_profile: str | None = None
     optimize: OptimizeConfig | None = None
+    optimize_overrides: dict[str, Any] | None = None
     device: str = "cpu"
     dtype: str = "float32"
     batch_size: int = 16
@@ -890,6 +894,7 @@ def _plan(config: RefineConfig) -> _Plan:
     """Validate the configuration and load the predictions (no optimisation yet)."""
     import torch
 
+    from haco_grasp.config_flags import apply_optimizer_overrides
     from haco_grasp.data.hflnet import load_hflnet
     from haco_grasp.hand.mano import SYNTHETIC_ROOT
     from haco_grasp.optimize.config import OptimizeConfig, get_config
@@ -920,11 +925,12 @@ def _plan(config: RefineConfig) -> _Plan:
     if config.optimize is not None:
         if not isinstance(config.optimize, OptimizeConfig):
             raise InputError(f"optimize: expected an OptimizeConfig, got {type(config.optimize).__name__}")
-        optimize, preset = config.optimize, "custom"
+        optimize, preset = apply_optimizer_overrides(config.optimize, config.optimize_overrides), "custom"
     else:
         if config.preset not in PRESET_NAMES:
             raise InputError(f"--preset: unknown {config.preset!r}; choose one of {list(PRESET_NAMES)}")
         optimize, preset = get_config(config.preset), config.preset
+        optimize = apply_optimizer_overrides(optimize, config.optimize_overrides)
         if config.noise_profile is not None and optimize.noise_profile is not None:
             optimize = optimize.replace(noise_profile=str(config.noise_profile))
 
@@ -1710,7 +1716,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RefineConfig:
-    """The :class:`RefineConfig` of parsed ``haco-grasp refine`` arguments."""
+    """The :class:`RefineConfig` of parsed ``haco-grasp refine`` arguments (with the optimizer flags of
+    :func:`haco_grasp.config_flags.add_optimizer_flags` when the parser has them)."""
+    from haco_grasp.config_flags import optimizer_overrides
+
     return RefineConfig(
         pred=args.pred,
         out=args.out,
@@ -1722,6 +1731,7 @@ def config_from_args(args: argparse.Namespace) -> RefineConfig:
         contact_checkpoint=args.contact_checkpoint,
         preset=args.preset,
         noise_profile=args.noise_profile,
+        optimize_overrides=optimizer_overrides(args) or None,
         device=args.device,
         batch_size=args.batch_size,
         limit=args.limit,

@@ -110,15 +110,11 @@ def synthetic_contact_targets(source: str, inputs, truth, seed: int) -> dict:
     raise InputError(f"--contact: unknown source {source!r}; choose auto or one of {', '.join(DEMO_CONTACT_SOURCES)}")
 
 
-def _render_pair(before, after, truth, path: Path) -> Path:
-    from haco_grasp.geometry.labels import hand_contact_labels
-    from haco_grasp.viz.report import save_comparison
+def _render_pair(before, after, truth, target: np.ndarray, source: str, preset: str, path: Path) -> Path:
+    from haco_grasp.viz.report import save_refinement_figure
 
-    rows = []
-    for label, grasp in (("ground truth", truth), ("input (perturbed)", before), ("refined", after)):
-        contact = hand_contact_labels(grasp.hand_verts, grasp.obj_verts, grasp.obj_faces, threshold=0.005)
-        rows.append((f"{label} | red = within 5 mm", grasp, contact))
-    return save_comparison(rows, path)
+    return save_refinement_figure(path, before, after, target, truth=truth, target_label=f"{source} target",
+                                  refined_label=f"refined ({preset})")  # fmt: skip
 
 
 def run_demo(config: DemoConfig) -> DemoResult:
@@ -157,8 +153,12 @@ def run_demo(config: DemoConfig) -> DemoResult:
     targets = synthetic_contact_targets(source, inputs, truth, config.seed)
     if source == "deepcontact":
         preset = preset.replace(target_mapping="value")  # DeepContact gives contact values, not probabilities
-    result = optimize_grasp(inputs, config=preset, layer=layer, **targets)
+    print(f"[synthetic] optimising {len(inputs)} grasps: preset {config.preset}, {preset.n_restarts} restarts x "
+          f"{preset.n_iter} iterations ...", flush=True)  # fmt: skip
+    result = optimize_grasp(inputs, config=preset, layer=layer, progress=config.progress, **targets)
     seconds = (time.perf_counter() - started) / len(inputs)
+    print(f"[synthetic] optimised in {time.perf_counter() - started:.1f} s; scoring against the ground truth ...",
+          flush=True)  # fmt: skip
     refined = result.to_grasps(inputs)
 
     before = score_grasps(inputs, truth).summary()
@@ -166,9 +166,12 @@ def run_demo(config: DemoConfig) -> DemoResult:
     name = f"refined ({config.preset}, {source}{', oracle' if oracle else ''})"
     print(markdown_table({"input": before, name: after}, title=f"SYNTHETIC demo, noise={config.noise}"))
 
+    print(f"[synthetic] rendering {len(truth)} before/after figures ...", flush=True)
     renders = [
-        str(_render_pair(inputs[i], refined[i], truth[i], out_dir / f"grasp_{i:02d}.png")) for i in range(len(truth))
-    ]
+        str(_render_pair(inputs[i], refined[i], truth[i], np.asarray(targets["target_hand_contact"][i]), source,
+                         config.preset, out_dir / f"grasp_{i:02d}.png"))
+        for i in range(len(truth))
+    ]  # fmt: skip
     print(f"[synthetic] renders: {', '.join(renders)}")
     outcome = DemoResult(source, oracle, before, after, seconds, renders)
     if config.json_path:

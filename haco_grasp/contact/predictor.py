@@ -410,14 +410,27 @@ def read_boxes_file(path: str | os.PathLike) -> dict[str, tuple[list[float], str
     return entries
 
 
-def _render_heat_map(verts: np.ndarray, faces: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    from haco_grasp.viz.colormap import contact_colors
-    from haco_grasp.viz.render import MeshLayer, render_views
+def _render_heat_map(
+    data: Any, probabilities: np.ndarray, side: str, crop: np.ndarray, threshold: float, title: str
+) -> np.ndarray:
+    """The figure of one prediction: the input crop, palm and back views of the template hand, a colour bar.
 
-    center = verts.mean(axis=0)
-    radius = float(np.linalg.norm(verts - center, axis=1).max())
-    layer = MeshLayer(verts, faces, contact_colors(probabilities))
-    return render_views([layer], center, radius, n_views=2, size=256)
+    data: the hand model (``v_template`` (778, 3), ``faces``, ``J_regressor``). probabilities: (778,) in [0, 1].
+    crop: (S, S, 3) uint8, the crop the model saw, un-mirrored for a left hand. threshold: the contact threshold.
+    """
+    from haco_grasp.viz.figures import hand_heat_map_figure
+
+    verts = np.asarray(data.v_template, dtype=np.float64)
+    joints = np.asarray(data.J_regressor @ verts)  # (16, 3), MANO order
+    return hand_heat_map_figure(verts, data.faces, joints, probabilities, side, crop=crop, threshold=threshold,
+                                title=title)  # fmt: skip
+
+
+def _display_crop(image: np.ndarray, box: Sequence[float], side: str, box_scale: float) -> np.ndarray:
+    """(S, S, 3) uint8: the hand crop the model saw, flipped back for a left hand (the model sees it mirrored)."""
+    crop = crop_hands([image], [box], [side], box_scale=box_scale)[0].permute(1, 2, 0).numpy()  # (S, S, 3)
+    crop = np.clip(np.rint(crop * 255.0), 0, 255).astype(np.uint8)
+    return crop[:, ::-1].copy() if side == "left" else crop
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -449,13 +462,15 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     from PIL import Image
 
-    probabilities, contact = [], []
+    probabilities, contact, crops = [], [], []
     for path, box, side in selected:
         with Image.open(path) as handle:
             image = np.asarray(handle.convert("RGB"))
         result = predictor.predict([image], [box], [side], batch_size=args.batch_size)
         probabilities.append(result.probabilities[0].numpy())
         contact.append(result.contact[0].numpy())
+        if not args.no_render:
+            crops.append(_display_crop(image, box, side, args.box_scale))
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
@@ -472,9 +487,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
         hand = "mano" if args.mano_root is not None else getattr(predictor.model.config, "hand", "synthetic")
         templates = {side: _hand_data(hand, args.mano_root, side) for side in {s for _, _, s in selected}}
-        for (path, _, side), probs in zip(selected, probabilities, strict=True):
-            data = templates[side]
-            save_png(_render_heat_map(data.v_template, data.faces, probs), out / "renders" / f"{path.stem}.png")
+        for (path, _, side), probs, crop in zip(selected, probabilities, crops, strict=True):
+            figure = _render_heat_map(templates[side], probs, side, crop, predictor.threshold, path.name)
+            save_png(figure, out / "renders" / f"{path.stem}.png")
     config = {key: value for key, value in vars(args).items() if not callable(value)}
     provenance = {"command": " ".join(sys.argv), "config": config, "threshold": predictor.threshold}
     provenance["backbone"] = predictor.model.spec.name if predictor.model.spec else None

@@ -308,6 +308,8 @@ def test_run_predict_writes_maps_and_renders(tmp_path, tiny_checkpoint):
     assert list(data["names"]) == ["a.png", "b.png"] and list(data["sides"]) == ["right", "left"]
     assert data["probabilities"].shape == (2, 778) and data["contact"].dtype == bool
     assert (out / "renders" / "a.png").is_file() and (out / "renders" / "b.png").is_file()
+    with Image.open(out / "renders" / "b.png") as render:  # input crop, palm and back views, a colour bar under them
+        assert render.width >= 3 * 256 and render.height > 256 + 40
     assert json.loads((out / "predict_config.json").read_text())["backbone"] == "hamer"
 
 

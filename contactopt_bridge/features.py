@@ -36,12 +36,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from haco_grasp.data.dexycb import mirror_axis_angle
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
 from haco_grasp.geometry.knn import knn_points
 from haco_grasp.geometry.mesh import vertex_normals
 from haco_grasp.geometry.sampling import sample_surface
+from haco_grasp.hand.conventions import mirror_axis_angle
 
 __all__ = [
     "FEATURE_NAMES",

@@ -1365,7 +1365,8 @@ class _Inputs:
     """Builds the input Grasps of predictions (MANO and YCB meshes loaded once)."""
 
     def __init__(self, plan: _Plan) -> None:
-        from haco_grasp.data.dexycb import ManoLayerCache, object_provider
+        from haco_grasp.hand.conventions import ManoLayerCache
+        from haco_grasp.objects.ycb import object_provider
 
         self.plan = plan
         self.cache = ManoLayerCache(plan.config.mano_root)
@@ -1401,7 +1402,7 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
     import torch
 
     import haco_grasp.optimize as optimize_module
-    from haco_grasp.data.dexycb import ManoLayerCache
+    from haco_grasp.hand.conventions import ManoLayerCache
 
     config = plan.config
     dtype = torch.float32 if config.dtype == "float32" else torch.float64

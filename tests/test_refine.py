@@ -22,10 +22,11 @@ import trimesh
 
 import haco_grasp.optimize as optimize_module
 from haco_grasp.cli import main
-from haco_grasp.data.dexycb import DexYCB, ManoLayerCache, pose_hand
+from haco_grasp.data.dexycb import DexYCB
 from haco_grasp.data.hflnet import load_hflnet, save_hflnet
 from haco_grasp.data.mini_dexycb import write_mini_dexycb, write_mini_hflnet
 from haco_grasp.errors import AssetError, InputError
+from haco_grasp.hand.conventions import ManoLayerCache, pose_hand
 from haco_grasp.objects.ycb import YCB_CLASSES
 from haco_grasp.optimize.config import FAST, PRESETS
 from haco_grasp.refine import (

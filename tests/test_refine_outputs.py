@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from haco_grasp.data.dexycb import ManoLayerCache
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
 from haco_grasp.hand import synthetic_mano_root
+from haco_grasp.hand.conventions import ManoLayerCache
 from haco_grasp.objects.procedural import make_object
 from haco_grasp.refine_outputs import (
     CSV_COLUMNS,

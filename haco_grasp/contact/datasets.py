@@ -483,7 +483,7 @@ class DexYCBContactDataset(_CropDataset):
         size: int = 256,
         seed: int = 0,
     ) -> None:
-        from haco_grasp.data.dexycb import object_provider
+        from haco_grasp.objects.ycb import object_provider
 
         super().__init__(train, augment, normalization, size, seed)
         if not (isinstance(contact_threshold, (int, float)) and contact_threshold > 0):

@@ -22,7 +22,7 @@ _EXPORTS = {
     "write_image_dataset": "images",
     "DexYCB": "dexycb",
     "DexYCBSample": "dexycb",
-    "ManoLayerCache": "dexycb",
+    "ManoLayerCache": "haco_grasp.hand.conventions",
     "HFLNetFile": "hflnet",
     "HFLNetPrediction": "hflnet",
     "load_hflnet": "hflnet",
@@ -41,5 +41,6 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"haco_grasp.data.{_EXPORTS[name]}"), name)
+        module = _EXPORTS[name]
+        return getattr(importlib.import_module(module if "." in module else f"haco_grasp.data.{module}"), name)
     raise AttributeError(f"module 'haco_grasp.data' has no attribute {name!r}")

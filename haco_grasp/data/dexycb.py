@@ -44,6 +44,9 @@ convention, so the finger pose is converted by :func:`dexycb_pca_to_flat_axis_an
 ``hand_pose = pose_m[0, 3:48] @ hands_components + hands_mean`` (the global orientation and translation are
 unchanged); a flat-mean layer given that pose gives the same mesh as the toolkit's PCA layer. Left hands use
 ``MANO_LEFT.pkl`` with that model's own components and mean; nothing is mirrored.
+The MANO conventions (:class:`~haco_grasp.hand.conventions.ManoLayerCache`, :func:`pose_hand`, the PCA and
+mirror conversions) live in :mod:`haco_grasp.hand.conventions`, the YCB mesh cache (:func:`object_provider`) in
+:mod:`haco_grasp.objects.ycb`; this module uses them.
 
 Object and contact of :meth:`DexYCBSample.to_grasp`: ``models/<ycb>/textured_simple.obj`` of
 ``ycb_ids[ycb_grasp_ind]`` posed by ``pose_y[ycb_grasp_ind]`` (camera frame); ``hand_contact`` from
@@ -57,7 +60,7 @@ import json
 import logging
 import os
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -67,9 +70,12 @@ import torch
 
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import AssetError, InputError
-from haco_grasp.hand.mano import ManoLayer, ManoModelData, read_mano_pickle, resolve_mano_path
-from haco_grasp.objects.procedural import ObjectMesh
-from haco_grasp.objects.ycb import YCB_CLASSES, load_ycb_mesh, ycb_model_path
+from haco_grasp.hand.conventions import (
+    ManoLayerCache,
+    dexycb_pca_to_flat_axis_angle,
+    pose_hand,
+)
+from haco_grasp.objects.ycb import YCB_CLASSES, ObjectProvider, object_provider
 
 __all__ = [
     "DEX_YCB_ENV",
@@ -79,16 +85,7 @@ __all__ = [
     "DexYCB",
     "DexYCBSample",
     "Intrinsics",
-    "ManoLayerCache",
-    "ObjectProvider",
-    "PosedHand",
-    "YCBMeshCache",
-    "dexycb_pca_to_flat_axis_angle",
-    "flat_axis_angle_to_pca",
     "hand_contact",
-    "mirror_axis_angle",
-    "object_provider",
-    "pose_hand",
     "read_intrinsics",
     "read_mano_betas",
     "resolve_dexycb_root",
@@ -153,224 +150,11 @@ _LAYOUT_HINT = (
 )
 
 
-# ----------------------------------------------------------------------------------------------- MANO helpers
-class ManoLayerCache:
-    """MANO models and layers built once and reused (float64 by default, for label-accurate joints).
-
-    Args:
-        mano_root: folder with ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` (see
-            :func:`haco_grasp.hand.mano.resolve_mano_path`); None uses ``$HACO_GRASP_MANO_ROOT``. Use
-            :func:`haco_grasp.hand.assets.synthetic_mano_root` for the license-free synthetic hand.
-        dtype: float dtype of the layers.
-        device: torch device of the layers (default: torch's default device).
-    """
-
-    def __init__(
-        self,
-        mano_root: str | os.PathLike | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | str | None = None,
-    ) -> None:
-        self.mano_root = None if mano_root is None else Path(mano_root)
-        self.dtype = dtype
-        self.device = device
-        self._models: dict[str, ManoModelData] = {}
-        self._layers: dict[tuple[str, bool, int, bool], ManoLayer] = {}
-
-    def model(self, side: Side) -> ManoModelData:
-        """The arrays of ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` (read once)."""
-        if side not in ("right", "left"):
-            raise InputError(f"side: expected 'right' or 'left', got {side!r}")
-        if side not in self._models:
-            self._models[side] = read_mano_pickle(resolve_mano_path(side, self.mano_root))
-        return self._models[side]
-
-    def layer(
-        self, side: Side, *, use_pca: bool = False, num_pca_comps: int = 45, flat_hand_mean: bool = True
-    ) -> ManoLayer:
-        """A :class:`~haco_grasp.hand.mano.ManoLayer` of ``side`` with the given pose convention (cached).
-
-        The default is the flat-mean 45-D axis-angle layer of :class:`~haco_grasp.data.Grasp` and HFL-Net.
-        """
-        key = (side, bool(use_pca), int(num_pca_comps) if use_pca else 45, bool(flat_hand_mean))
-        if key not in self._layers:
-            layer = ManoLayer(
-                self.model(side),
-                side=side,
-                use_pca=use_pca,
-                num_pca_comps=key[2],
-                flat_hand_mean=flat_hand_mean,
-                dtype=self.dtype,
-            )
-            self._layers[key] = layer if self.device is None else layer.to(self.device)
-        return self._layers[key]
-
-    def dexycb_layer(self, side: Side) -> ManoLayer:
-        """The DexYCB toolkit's layer: PCA with 45 components, ``flat_hand_mean=False``."""
-        return self.layer(side, use_pca=True, num_pca_comps=45, flat_hand_mean=False)
-
-
-def _pose_basis(model: ManoModelData | ManoLayer) -> tuple[np.ndarray, np.ndarray]:
-    """(components (45, 45) rows, hands_mean (45,)) of a MANO model, float64."""
-    if isinstance(model, ManoModelData):
-        return np.asarray(model.hands_components, np.float64), np.asarray(model.hands_mean, np.float64)
-    if isinstance(model, ManoLayer):
-        if not model.use_pca or model.num_pca_comps != 45 or model.flat_hand_mean:
-            raise InputError(
-                "layer: expected the model arrays (ManoLayerCache.model(side)) or a ManoLayer with use_pca=True, "
-                f"num_pca_comps=45, flat_hand_mean=False (the DexYCB layer), got use_pca={model.use_pca}, "
-                f"num_pca_comps={model.num_pca_comps}, flat_hand_mean={model.flat_hand_mean}"
-            )
-        components = model.hand_components.detach().cpu().double().numpy()
-        return components, model.hand_mean.detach().cpu().double().numpy()
-    raise InputError(
-        f"layer: expected a ManoModelData or ManoLayer, got {type(model).__name__}; pass ManoLayerCache.model(side)"
-    )
-
-
-def _check_last_dim(name: str, value: Any, allowed: Callable[[int], bool], expected: str) -> ArrayLike:
-    if not isinstance(value, (np.ndarray, torch.Tensor)):
-        value = np.asarray(value, dtype=np.float64)
-    if value.ndim < 1 or not allowed(int(value.shape[-1])):
-        raise InputError(f"{name}: expected shape {expected}, got {tuple(value.shape)}")
-    return value
-
-
-def dexycb_pca_to_flat_axis_angle(pca45: ArrayLike, layer: ManoModelData | ManoLayer) -> ArrayLike:
-    """DexYCB's finger PCA coefficients (``flat_hand_mean=False``) to flat-mean 45-D axis-angle.
-
-    ``aa45 = pca @ hands_components[:k] + hands_mean``: the finger rotations the toolkit's layer applies, which a
-    ``flat_hand_mean=True`` layer applies unchanged. The global orientation is not part of it (it is unchanged).
-
-    Args:
-        pca45: (..., k) float PCA coefficients, k <= 45 (DexYCB: ``pose_m[0, 3:48]``, k = 45); numpy or torch
-            (torch stays differentiable and keeps its device).
-        layer: the MANO model of the hand's side (``ManoLayerCache.model(side)``) or its DexYCB PCA-45 layer.
-
-    Returns:
-        aa45: (..., 45) float axis-angle, radians, MANO joints 1..15.
-    """
-    components, mean = _pose_basis(layer)
-    pca45 = _check_last_dim("pca45", pca45, lambda k: 1 <= k <= 45, "(..., k) with 1 <= k <= 45")
-    k = int(pca45.shape[-1])
-    if isinstance(pca45, torch.Tensor):
-        basis = torch.as_tensor(components[:k], dtype=pca45.dtype, device=pca45.device)
-        return pca45 @ basis + torch.as_tensor(mean, dtype=pca45.dtype, device=pca45.device)
-    return np.asarray(pca45, np.float64) @ components[:k] + mean  # (..., k) @ (k, 45)
-
-
-def flat_axis_angle_to_pca(aa45: ArrayLike, layer: ManoModelData | ManoLayer, ncomps: int = 45) -> ArrayLike:
-    """Flat-mean 45-D finger axis-angle to ``ncomps`` PCA coefficients of a ``flat_hand_mean=False`` layer.
-
-    Least-squares projection: ``pca = (aa45 - hands_mean) @ pinv(hands_components[:ncomps])``. With ``ncomps=45``
-    this inverts :func:`dexycb_pca_to_flat_axis_angle` exactly; with fewer (ContactOpt: 15) it is the truncation,
-    which changes the hand by itself.
-
-    Args:
-        aa45: (..., 45) float axis-angle, radians, flat-mean convention; numpy or torch (differentiable).
-        layer: the MANO model of the hand's side or its DexYCB PCA-45 layer.
-        ncomps: number of PCA components, 1..45.
-
-    Returns:
-        pca: (..., ncomps) float coefficients.
-    """
-    if isinstance(ncomps, bool) or not isinstance(ncomps, (int, np.integer)) or not 1 <= ncomps <= 45:
-        raise InputError(f"ncomps: expected an int in 1..45, got {ncomps!r}")
-    components, mean = _pose_basis(layer)
-    aa45 = _check_last_dim("aa45", aa45, lambda k: k == 45, "(..., 45)")
-    basis = components[:ncomps]  # (ncomps, 45)
-    if np.allclose(basis @ basis.T, np.eye(ncomps), atol=1e-10):
-        projector = basis.T  # orthonormal rows: the pseudo-inverse is the transpose
-    else:
-        projector = np.linalg.pinv(basis)  # (45, ncomps)
-    if isinstance(aa45, torch.Tensor):
-        like = {"dtype": aa45.dtype, "device": aa45.device}
-        return (aa45 - torch.as_tensor(mean, **like)) @ torch.as_tensor(projector, **like)
-    return (np.asarray(aa45, np.float64) - mean) @ projector
-
-
-def mirror_axis_angle(aa: ArrayLike) -> ArrayLike:
-    """Mirror axis-angle rotations across the x = 0 plane: ``(x, y, z) -> (x, -y, -z)`` for every joint.
-
-    With ``M = diag(-1, 1, 1)``, ``M R(w) M = R((w_x, -w_y, -w_z))``. This maps a right-hand MANO pose to the
-    left hand's (and back) when the left model is the mirror image of the right one, and HFL-Net's mirrored
-    (right-hand-frame) poses of left hands back to left-hand poses. It is its own inverse.
-
-    Args:
-        aa: (..., 3J) float axis-angle (any J, e.g. 48 or 45 or 3); numpy or torch.
-
-    Returns:
-        (..., 3J) the mirrored rotations, same type.
-    """
-    aa = _check_last_dim("aa", aa, lambda k: k > 0 and k % 3 == 0, "(..., 3J)")
-    reps = int(aa.shape[-1]) // 3
-    if isinstance(aa, torch.Tensor):
-        sign = torch.tensor([1.0, -1.0, -1.0], dtype=aa.dtype, device=aa.device).repeat(reps)
-        return aa * sign
-    return np.asarray(aa, np.float64) * np.tile([1.0, -1.0, -1.0], reps)
-
-
-# ----------------------------------------------------------------------------------------------- objects, contact
-ObjectProvider = Callable[[int], ObjectMesh]
-
-
+# ----------------------------------------------------------------------------------------------- limits, contact
 #: Plausibility limits of DexYCB values: betas, pose_m's rotation / PCA coefficients, positions in metres.
 MAX_ABS_BETA = 10.0
 MAX_ABS_POSE_PCA = 50.0
 MAX_ABS_LABEL_M = 20.0
-#: A YCB object spans at most ~0.5 m; a model larger than this is in millimetres (or another unit).
-MAX_OBJECT_EXTENT_M = 2.0
-
-
-class YCBMeshCache:
-    """``ycb_id -> ObjectMesh`` from ``models/<ycb>/textured_simple.obj``, each file read once.
-
-    Args:
-        models_root: the DexYCB ``models`` folder; None uses ``$DEX_YCB_DIR/models``.
-    """
-
-    def __init__(self, models_root: str | os.PathLike | None = None) -> None:
-        self.models_root = None if models_root is None else Path(models_root)
-        self._meshes: dict[int, ObjectMesh] = {}
-
-    def __call__(self, ycb_id: int) -> ObjectMesh:
-        path = ycb_model_path(self.models_root, ycb_id)
-        if int(ycb_id) not in self._meshes:
-            if not path.is_file():
-                raise AssetError(f"YCB model not found: {path}; expected models/<ycb name>/textured_simple.obj")
-            mesh = load_ycb_mesh(path)
-            verts = np.asarray(mesh.verts, np.float64)
-            if verts.size and not np.all(np.isfinite(verts)):
-                raise InputError(f"{path}: vertices contain NaN or inf; re-download the YCB model")
-            extent = float(np.ptp(verts, axis=0).max()) if verts.size else 0.0
-            if extent > MAX_OBJECT_EXTENT_M:
-                raise InputError(
-                    f"{path}: object spans {extent:.4g} m (YCB objects span < 0.5 m); object looks like millimetres; "
-                    "scale by 0.001"
-                )
-            self._meshes[int(ycb_id)] = mesh
-        return self._meshes[int(ycb_id)]
-
-
-_SHARED_MESH_CACHES: dict[str, YCBMeshCache] = {}
-
-
-def object_provider(models: str | os.PathLike | ObjectProvider | None) -> ObjectProvider:
-    """A callable ``ycb_id -> ObjectMesh`` from a models folder, a provider, or None (``$DEX_YCB_DIR/models``).
-
-    Folders share one :class:`YCBMeshCache` each for the life of the process, so every model file is read once.
-    """
-    if callable(models):
-        return models
-    if models is None or isinstance(models, (str, os.PathLike)):
-        key = "" if models is None else str(Path(models).expanduser().resolve())
-        if key not in _SHARED_MESH_CACHES:
-            _SHARED_MESH_CACHES[key] = YCBMeshCache(models)
-        return _SHARED_MESH_CACHES[key]
-    raise InputError(
-        f"models_root: expected the DexYCB models folder, a callable ycb_id -> ObjectMesh or None, "
-        f"got {type(models).__name__}"
-    )
 
 
 def hand_contact(
@@ -669,38 +453,6 @@ class DexYCBSample:
                 "contact_threshold_m": float(contact_threshold),
             },
         )
-
-
-class PosedHand(NamedTuple):
-    """One posed hand as numpy arrays."""
-
-    verts: np.ndarray  # (778, 3) float64
-    joints: np.ndarray  # (21, 3) float64
-
-
-def pose_hand(layer: ManoLayer, params: dict[str, np.ndarray]) -> PosedHand:
-    """Run a MANO layer on one hand's numpy parameters, without gradients.
-
-    Args:
-        layer: a :class:`ManoLayer`; ``params["hand_pose"]`` must match its pose convention.
-        params: global_orient (3,), hand_pose (45,) or (k,), betas (10,), transl (3,) metres.
-
-    Returns:
-        verts: (778, 3) float64, metres; joints: (21, 3) float64, metres.
-    """
-    ref = layer.v_template
-
-    def tensor(name: str) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(params[name]), dtype=ref.dtype, device=ref.device).reshape(1, -1)
-
-    with torch.no_grad():
-        out = layer(
-            global_orient=tensor("global_orient"),
-            hand_pose=tensor("hand_pose"),
-            betas=tensor("betas"),
-            transl=tensor("transl"),
-        )
-    return PosedHand(out.verts[0].cpu().double().numpy(), out.joints[0].cpu().double().numpy())
 
 
 # ----------------------------------------------------------------------------------------------- dataset

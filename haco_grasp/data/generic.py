@@ -415,7 +415,7 @@ class ObjectResolver:
             return None
 
     def __call__(self, frame: GenericFrame) -> ObjectMesh:
-        from haco_grasp.data.dexycb import object_provider
+        from haco_grasp.objects.ycb import object_provider
 
         name = frame.object
         if Path(name).suffix.lower() in MESH_SUFFIXES:
@@ -499,7 +499,7 @@ def frame_to_grasp(
 
     Args:
         frame: one frame of :func:`load_generic`.
-        layer_cache: :class:`~haco_grasp.data.dexycb.ManoLayerCache` (flat-mean axis-angle layers per side).
+        layer_cache: :class:`~haco_grasp.hand.conventions.ManoLayerCache` (flat-mean axis-angle layers per side).
         objects: the object resolver.
         contact_threshold: metres.
 

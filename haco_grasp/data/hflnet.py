@@ -68,7 +68,7 @@ files, ``MANO_LEFT`` is not an exact mirror, so the MANO parameters reproduce th
 approximately (``meta["mano_fit_error_m"]``).
 
 Conversions between the MANO pose conventions (:func:`dexycb_pca_to_flat_axis_angle`,
-:func:`flat_axis_angle_to_pca`, :func:`mirror_axis_angle`) are defined in :mod:`haco_grasp.data.dexycb` and
+:func:`flat_axis_angle_to_pca`, :func:`mirror_axis_angle`) are defined in :mod:`haco_grasp.hand.conventions` and
 re-exported here.
 """
 
@@ -85,19 +85,17 @@ from typing import Any, Literal
 import numpy as np
 
 from haco_grasp.atomic import atomic_write_bytes
-from haco_grasp.data.dexycb import (
-    ManoLayerCache,
-    ObjectProvider,
-    dexycb_pca_to_flat_axis_angle,
-    flat_axis_angle_to_pca,
-    hand_contact,
-    mirror_axis_angle,
-    object_provider,
-    pose_hand,
-)
+from haco_grasp.data.dexycb import hand_contact
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
-from haco_grasp.objects.ycb import YCB_CLASSES
+from haco_grasp.hand.conventions import (
+    ManoLayerCache,
+    dexycb_pca_to_flat_axis_angle,
+    flat_axis_angle_to_pca,
+    mirror_axis_angle,
+    pose_hand,
+)
+from haco_grasp.objects.ycb import YCB_CLASSES, ObjectProvider, object_provider
 from haco_grasp.safe_pickle import safe_load
 
 __all__ = [

@@ -44,17 +44,10 @@ import yaml
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from haco_grasp.data.dexycb import (
-    DEX_YCB_SERIALS,
-    DEX_YCB_SUBJECTS,
-    DexYCB,
-    ManoLayerCache,
-    flat_axis_angle_to_pca,
-    mirror_axis_angle,
-    pose_hand,
-)
+from haco_grasp.data.dexycb import DEX_YCB_SERIALS, DEX_YCB_SUBJECTS, DexYCB
 from haco_grasp.data.hflnet import HFLNetFile, HFLNetPrediction, save_hflnet
 from haco_grasp.errors import InputError
+from haco_grasp.hand.conventions import ManoLayerCache, flat_axis_angle_to_pca, mirror_axis_angle, pose_hand
 from haco_grasp.hand.mano import ManoLayer
 from haco_grasp.objects.procedural import ObjectMesh, make_object
 from haco_grasp.objects.ycb import YCB_CLASSES

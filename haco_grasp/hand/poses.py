@@ -138,4 +138,3 @@ def _pose_pca(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     signs = np.sign(vt[np.arange(vt.shape[0]), np.argmax(np.abs(vt), axis=1)])
     components = vt * signs[:, None]
     return mean, components, centred @ components.T
-

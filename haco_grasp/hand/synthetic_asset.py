@@ -701,8 +701,6 @@ def _skinning_weights(verts: np.ndarray, tpl: _Template, joints: np.ndarray) -> 
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-
-
 # --------------------------------------------------------------------------------------------- model
 _MIRROR_POSE = np.tile([1.0, -1.0, -1.0], 15)
 

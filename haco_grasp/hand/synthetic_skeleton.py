@@ -213,7 +213,6 @@ def _make_digits(p: _ShapeParams) -> dict[int, _Digit]:
     return digits
 
 
-
 def _digit_axes(p: _ShapeParams | None = None) -> dict[int, np.ndarray]:
     """Per digit, per joint: (3, 3) rows = flexion axis, abduction axis, twist axis (rest frame)."""
     digits = _make_digits(p or _ShapeParams())
@@ -234,4 +233,3 @@ def _digit_axes(p: _ShapeParams | None = None) -> dict[int, np.ndarray]:
 
 #: Flexion axis of the right thumb (its CMC joint's lateral axis), unit vector.
 THUMB_FLEXION_AXIS: tuple[float, float, float] = tuple(float(x) for x in np.round(_digit_axes()[0][0, 0], 4))
-

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,15 @@ import numpy as np
 from haco_grasp.errors import AssetError, InputError
 from haco_grasp.objects.procedural import ObjectMesh
 
-__all__ = ["YCB_CLASSES", "load_ycb_mesh", "load_ycb_points", "ycb_model_path"]
+__all__ = [
+    "YCB_CLASSES",
+    "ObjectProvider",
+    "YCBMeshCache",
+    "load_ycb_mesh",
+    "load_ycb_points",
+    "object_provider",
+    "ycb_model_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -170,3 +179,61 @@ def load_ycb_points(path: str | os.PathLike[str]) -> np.ndarray:
     if not np.all(np.isfinite(points)):
         raise InputError(f"{file_path} contains NaN or inf coordinates; re-export the point cloud")
     return points
+
+
+# ----------------------------------------------------------------------------------------------- mesh cache
+ObjectProvider = Callable[[int], ObjectMesh]
+
+#: A YCB object spans at most ~0.5 m; a model larger than this is in millimetres (or another unit).
+MAX_OBJECT_EXTENT_M = 2.0
+
+
+class YCBMeshCache:
+    """``ycb_id -> ObjectMesh`` from ``models/<ycb>/textured_simple.obj``, each file read once.
+
+    Args:
+        models_root: the DexYCB ``models`` folder; None uses ``$DEX_YCB_DIR/models``.
+    """
+
+    def __init__(self, models_root: str | os.PathLike | None = None) -> None:
+        self.models_root = None if models_root is None else Path(models_root)
+        self._meshes: dict[int, ObjectMesh] = {}
+
+    def __call__(self, ycb_id: int) -> ObjectMesh:
+        path = ycb_model_path(self.models_root, ycb_id)
+        if int(ycb_id) not in self._meshes:
+            if not path.is_file():
+                raise AssetError(f"YCB model not found: {path}; expected models/<ycb name>/textured_simple.obj")
+            mesh = load_ycb_mesh(path)
+            verts = np.asarray(mesh.verts, np.float64)
+            if verts.size and not np.all(np.isfinite(verts)):
+                raise InputError(f"{path}: vertices contain NaN or inf; re-download the YCB model")
+            extent = float(np.ptp(verts, axis=0).max()) if verts.size else 0.0
+            if extent > MAX_OBJECT_EXTENT_M:
+                raise InputError(
+                    f"{path}: object spans {extent:.4g} m (YCB objects span < 0.5 m); object looks like millimetres; "
+                    "scale by 0.001"
+                )
+            self._meshes[int(ycb_id)] = mesh
+        return self._meshes[int(ycb_id)]
+
+
+_SHARED_MESH_CACHES: dict[str, YCBMeshCache] = {}
+
+
+def object_provider(models: str | os.PathLike | ObjectProvider | None) -> ObjectProvider:
+    """A callable ``ycb_id -> ObjectMesh`` from a models folder, a provider, or None (``$DEX_YCB_DIR/models``).
+
+    Folders share one :class:`YCBMeshCache` each for the life of the process, so every model file is read once.
+    """
+    if callable(models):
+        return models
+    if models is None or isinstance(models, (str, os.PathLike)):
+        key = "" if models is None else str(Path(models).expanduser().resolve())
+        if key not in _SHARED_MESH_CACHES:
+            _SHARED_MESH_CACHES[key] = YCBMeshCache(models)
+        return _SHARED_MESH_CACHES[key]
+    raise InputError(
+        f"models_root: expected the DexYCB models folder, a callable ycb_id -> ObjectMesh or None, "
+        f"got {type(models).__name__}"
+    )

@@ -8,9 +8,9 @@ import torch
 
 from contactopt_bridge.deepcontact import DEFAULT_CHECKPOINT, predict_contact
 from contactopt_bridge.features import grasp_inputs, mirror_grasp
-from haco_grasp.data.dexycb import ManoLayerCache, pose_hand
 from haco_grasp.data.synthetic import generate_grasps
 from haco_grasp.hand import synthetic_mano_root
+from haco_grasp.hand.conventions import ManoLayerCache, pose_hand
 
 ARRAYS = ("hand_verts", "hand_joints", "hand_faces", "global_orient", "hand_pose", "transl", "obj_verts_canonical",
           "obj_faces", "obj_rotation", "obj_translation")  # fmt: skip

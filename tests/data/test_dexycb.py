@@ -19,12 +19,12 @@ from haco_grasp.data.dexycb import (
     DEX_YCB_SERIALS,
     DEX_YCB_SUBJECTS,
     DexYCB,
-    ManoLayerCache,
     read_intrinsics,
     read_mano_betas,
 )
 from haco_grasp.data.mini_dexycb import write_mini_dexycb
 from haco_grasp.errors import AssetError, InputError
+from haco_grasp.hand.conventions import ManoLayerCache
 
 SUBJ = DEX_YCB_SUBJECTS
 SER = DEX_YCB_SERIALS

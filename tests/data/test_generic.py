@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import trimesh
 
-from haco_grasp.data.dexycb import ManoLayerCache, pose_hand
 from haco_grasp.data.generic import (
     GENERIC_FORMAT,
     GenericFrame,
@@ -19,6 +18,7 @@ from haco_grasp.data.generic import (
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import AssetError, InputError
 from haco_grasp.hand import synthetic_mano_root
+from haco_grasp.hand.conventions import ManoLayerCache, pose_hand
 from haco_grasp.objects.procedural import make_object
 
 

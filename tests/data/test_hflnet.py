@@ -15,7 +15,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from haco_grasp.data.dexycb import DexYCB, ManoLayerCache, pose_hand
+from haco_grasp.data.dexycb import DexYCB
 from haco_grasp.data.hflnet import (
     HFLNET_FORMAT,
     HFLNetFile,
@@ -30,6 +30,7 @@ from haco_grasp.data.hflnet import (
 from haco_grasp.data.mini_dexycb import write_mini_dexycb, write_mini_hflnet
 from haco_grasp.errors import InputError, UnsafePickleError
 from haco_grasp.hand.assets import synthetic_mano_root
+from haco_grasp.hand.conventions import ManoLayerCache, pose_hand
 from haco_grasp.objects.procedural import make_object
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])

@@ -10,10 +10,10 @@ import torch
 from scipy.spatial.transform import Rotation
 
 import haco_grasp.data.perturb as perturb
-from haco_grasp.geometry.labels import hand_contact_labels
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.data.perturb import perturb_grasp, perturb_grasps
 from haco_grasp.errors import InputError
+from haco_grasp.geometry.labels import hand_contact_labels
 from haco_grasp.hand.assets import synthetic_mano_root
 from haco_grasp.hand.mano import load_mano, read_mano_pickle, resolve_mano_path
 from haco_grasp.hand.poses import synthetic_grasp_poses

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import haco_grasp.geometry.contact as contact_model
-from haco_grasp.geometry.labels import hand_contact_labels
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.data.synthetic import (
     GRASP_TYPES,
@@ -17,6 +16,7 @@ from haco_grasp.data.synthetic import (
     touching_parts,
 )
 from haco_grasp.errors import InputError
+from haco_grasp.geometry.labels import hand_contact_labels
 from haco_grasp.geometry.volume import intersection_volume
 from haco_grasp.hand.assets import synthetic_mano_root
 from haco_grasp.hand.mano import load_mano

@@ -109,8 +109,7 @@ OBJECT_CASES = {
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # trimesh casting NaN vertices while parsing
 @pytest.mark.parametrize("case", list(OBJECT_CASES))
 def test_broken_object_model(case, world, tmp_path):
-    from haco_grasp.data.dexycb import YCBMeshCache
-    from haco_grasp.objects.ycb import YCB_CLASSES, load_ycb_mesh
+    from haco_grasp.objects.ycb import YCB_CLASSES, YCBMeshCache, load_ycb_mesh
 
     ycb_id = int(world.raw["samples"][0]["ycb_id"])
     models = tmp_path / "models"

@@ -12,9 +12,9 @@ import copy
 import numpy as np
 import pytest
 
-from haco_grasp.data.dexycb import ManoLayerCache
 from haco_grasp.data.hflnet import MAX_FIT_ERROR_M, load_hflnet, prediction_to_grasp
 from haco_grasp.errors import InputError
+from haco_grasp.hand.conventions import ManoLayerCache
 
 from .conftest import SEED, one_line_error, write_pickle
 

@@ -182,7 +182,7 @@ class RefineConfig:
         batch_size: grasps per optimizer call and per partial file.
         limit: refine only the first ``limit`` samples of the file; None: all.
     Run:
-        progress: show a progress bar over samples.
+        progress: show progress bars: over samples, and over the iterations of the batch being optimised.
         restart: discard earlier partial results instead of resuming.
         metrics_pitch: voxel size of the intersection-volume metric, metres.
         dist_timeout_s: timeout of the collective operations under torchrun, seconds.
@@ -1431,7 +1431,7 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
                 config=plan.optimize.replace(target_mapping="value") if targets.hand_is_value else plan.optimize,
                 layer=layers.layer(predictions[0].mano_side),
                 device=plan.device,
-                progress=False,
+                progress=bar is not None,  # a second bar: iterations within this batch
             )
             records = _records(predictions, result, targets, time.perf_counter() - started)
             payload = {"format": BATCH_FORMAT, "rank": plan.rank, "samples": records}
@@ -1701,7 +1701,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, metavar="N",
                         help="grasps per optimizer call (default: %(default)s)")  # fmt: skip
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="refine only the first N samples")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (over samples, and over iterations within a batch)")  # fmt: skip
     parser.add_argument("--restart", action="store_true", help="discard partial results of an earlier run")
     parser.add_argument("--no-report", action="store_true",
                         help="do not write OUT.report.html, the interactive report (OUT.frames.csv is always "

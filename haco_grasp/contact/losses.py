@@ -62,6 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.contact.stats import ContactStats, rescale_counts
 from haco_grasp.errors import InputError
 
@@ -186,18 +187,12 @@ def vcb_counts(
         raise InputError(f"num_epochs must be a positive int, got {num_epochs!r}")
     if not (isinstance(epoch, int) and epoch >= 0):
         raise InputError(f"epoch must be a non-negative int, got {epoch!r}")
-    vertex = rescale_counts(_as_numpy(vertex_counts), total)  # (V, 2)
-    pooled = rescale_counts(_as_numpy(global_counts), total)  # (2,)
+    vertex = rescale_counts(to_numpy(vertex_counts, np.float64), total)  # (V, 2)
+    pooled = rescale_counts(to_numpy(global_counts, np.float64), total)  # (2,)
     blend = blend_max * epoch / (num_epochs - 1) if num_epochs > 1 else 0.0
     mixed = blend * vertex + (1.0 - blend) * pooled[None, :]
     mixed = np.maximum(mixed, min_count)
     return mixed / mixed.sum(axis=1, keepdims=True) * total
-
-
-def _as_numpy(x: np.ndarray | Tensor) -> np.ndarray:
-    if isinstance(x, Tensor):
-        return x.detach().to("cpu", torch.float64).numpy()
-    return np.asarray(x, dtype=np.float64)
 
 
 def vcb_weights(
@@ -316,7 +311,9 @@ def baseline_loss(
         if global_counts is None:
             raise InputError(f"loss {name!r} needs global_counts (2,) class counts; pass ContactStats.global_counts")
         counts = torch.as_tensor(
-            rescale_counts(_as_numpy(global_counts), params.count_total), dtype=logits.dtype, device=logits.device
+            rescale_counts(to_numpy(global_counts, np.float64), params.count_total),
+            dtype=logits.dtype,
+            device=logits.device,
         )
         if name == "ldam":
             inv = counts.clamp_min(1e-6) ** -0.25

@@ -107,6 +107,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.atomic import atomic_open, atomic_write_bytes
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
@@ -357,7 +358,7 @@ def _scene(grasp: Grasp) -> _Scene:
         raise InputError(f"expected a haco_grasp.data.grasp.Grasp, got {type(grasp).__name__}")
 
     def array(value: Any, name: str, shape: tuple[int | None, ...], dtype: Any = np.float64) -> np.ndarray:
-        result = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+        result = to_numpy(value)
         ok = result.ndim == len(shape) and all(s is None or s == r for s, r in zip(shape, result.shape, strict=True))
         if not ok:
             want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"

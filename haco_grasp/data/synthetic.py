@@ -70,6 +70,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
 from haco_grasp.objects.procedural import OBJECT_NAMES, ObjectMesh, make_object
@@ -744,7 +745,7 @@ def touching_parts(
     """
     from haco_grasp.geometry.sdf import signed_distance
 
-    hand = hand_verts.detach().cpu().numpy() if isinstance(hand_verts, Tensor) else np.asarray(hand_verts)
+    hand = to_numpy(hand_verts)
     if hand.ndim != 2 or hand.shape != (parts.vert_digit.shape[0], 3):
         raise InputError(f"hand_verts: expected shape ({parts.vert_digit.shape[0]}, 3), got {hand.shape}")
     if not (isinstance(distance, (int, float)) and distance > 0):

@@ -1,6 +1,7 @@
 """Geometry core: torch, batched, differentiable where it matters, CPU and CUDA.
 
-Imports nothing from the package except the leaf modules :mod:`haco_grasp.errors` and :mod:`haco_grasp.atomic`.
+Imports nothing from the package except the leaf modules :mod:`haco_grasp.errors`, :mod:`haco_grasp.atomic` and
+:mod:`haco_grasp.arrays`.
 """
 
 from haco_grasp.geometry.contact import (

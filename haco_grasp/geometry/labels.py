@@ -25,9 +25,9 @@ import math
 import numbers
 
 import numpy as np
-import torch
 from torch import Tensor
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.errors import InputError
 from haco_grasp.geometry.mesh import cap_boundary, is_watertight
 from haco_grasp.geometry.sdf import inside_mesh
@@ -64,7 +64,7 @@ CONTACT_THRESHOLDS: dict[str, float] = {
 
 def _float_array(x: object, name: str) -> np.ndarray:
     if isinstance(x, Tensor):
-        return x.detach().to(device="cpu", dtype=torch.float64).numpy()
+        return to_numpy(x, np.float64)
     try:
         return np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as error:
@@ -82,7 +82,7 @@ def _points(x: object, name: str) -> np.ndarray:
 
 def _mesh(verts: object, faces: object, verts_name: str, faces_name: str) -> tuple[np.ndarray, np.ndarray]:
     verts_np = _points(verts, verts_name)
-    faces_src = faces.detach().cpu().numpy() if isinstance(faces, Tensor) else np.asarray(faces)
+    faces_src = to_numpy(faces)
     if faces_src.ndim != 2 or faces_src.shape[1] != 3 or faces_src.shape[0] == 0 or faces_src.dtype.kind not in "iu":
         raise InputError(
             f"{faces_name} must be a non-empty (F, 3) integer array, got shape {faces_src.shape} {faces_src.dtype}"

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.errors import InputError
 
 __all__ = ["face_normals", "vertex_normals", "boundary_loops", "cap_boundary", "is_watertight"]
@@ -95,9 +96,7 @@ def vertex_normals(verts: Tensor, faces: Tensor) -> Tensor:
 
 
 def _as_face_array(faces: np.ndarray | Tensor) -> np.ndarray:
-    if isinstance(faces, Tensor):
-        faces = faces.detach().cpu().numpy()
-    faces = np.asarray(faces)
+    faces = to_numpy(faces)
     if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
         raise InputError(
             f"faces must be an (F, 3) integer array, got shape {faces.shape} dtype {faces.dtype}; "

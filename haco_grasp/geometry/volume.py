@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from torch import Tensor
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.errors import InputError
 from haco_grasp.geometry.mesh import cap_boundary, is_watertight
 from haco_grasp.geometry.sdf import _occupancy, _scene, _signed_distance_numpy, _to_numpy_mesh
@@ -97,7 +98,7 @@ def _closed_hand_faces(hand_faces: np.ndarray, cap_hand: bool) -> np.ndarray:
 
 
 def _hand_array(hand_verts: np.ndarray | Tensor, batched: bool) -> np.ndarray:
-    array = hand_verts.detach().cpu().numpy() if isinstance(hand_verts, Tensor) else np.asarray(hand_verts)
+    array = to_numpy(hand_verts)
     expected_ndim = 3 if batched else 2
     if array.ndim != expected_ndim or array.shape[-1] != 3 or not np.issubdtype(array.dtype, np.floating):
         shape = "(B, V, 3)" if batched else "(V, 3)"

@@ -304,11 +304,6 @@ class SdfGrid:
 _CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1), (1, 1, 0), (1, 1, 1))
 
 
-# _FACTOR_IS_SLOPE[r, axis]: row r of the lookup takes the slope (-1, +1) instead of the weights (1 - f, f) on that
-# axis; rows: the value, then d/dx, d/dy, d/dz (in samples).
-_FACTOR_IS_SLOPE = ((False, False, False), (True, False, False), (False, True, False), (False, False, True))
-
-
 class SdfLookup(NamedTuple):
     """Per-sample constants of a packed trilinear lookup, prepared once (:meth:`PackedSdfGrids.select`) so that each
     query runs only the arithmetic (no conversions, no constant tensors).
@@ -316,7 +311,7 @@ class SdfLookup(NamedTuple):
     values: (total,) float, every grid's samples. first: (B, 1, 8) long, flat index of each cell corner at cell
     (0, 0, 0) of the sample's grid. stride: (B, 1, 3) long, flat steps along x, y, z. upper: (B, 1, 3) float, last
     sample index per axis. origin: (B, 1, 3) float, metres. scale: (B, 1, 1) float, pitch in metres.
-    slope: (2,) float (-1, +1). is_slope: (4, 3, 1) bool (:data:`_FACTOR_IS_SLOPE`).
+    is_x_slope: (4,) bool, True for the row of the x slope.
     """
 
     values: Tensor
@@ -325,8 +320,7 @@ class SdfLookup(NamedTuple):
     upper: Tensor
     origin: Tensor
     scale: Tensor
-    slope: Tensor
-    is_slope: Tensor
+    is_x_slope: Tensor
 
     def query(self, points: Tensor) -> Tensor:
         """Signed distance (B, P) of (B, P, 3) points, metres; differentiable w.r.t. points (one-product backward)."""
@@ -351,8 +345,7 @@ def _prepare_lookup(
         upper=(size - 1).to(dtype)[:, None],
         origin=origin.to(dtype)[:, None],
         scale=pitch.to(dtype)[:, None, None],
-        slope=torch.tensor([-1.0, 1.0], dtype=dtype, device=device),
-        is_slope=torch.tensor(_FACTOR_IS_SLOPE, device=device)[..., None],
+        is_x_slope=torch.tensor([False, True, False, False], device=device),
     )
 
 
@@ -368,13 +361,21 @@ def _trilinear_forward(points: Tensor, lookup: SdfLookup) -> tuple[Tensor, Tenso
     frac = clamped - base  # (B, P, 3) in [0, 1]
     # index contract: flat[b, p, k] = first[b, k] + sum_c base[b, p, c] * stride[b, c]
     flat_index = lookup.first + (base.long() * lookup.stride).sum(-1, keepdim=True)  # (B, P, 8)
-    cube = lookup.values[flat_index]  # (B, P, 8), corner (i, j, k) at 4 i + 2 j + k
-    # per axis, the weights of the low / high sample (1 - f, f), or for a slope row the derivative (-1, +1)
-    pair = torch.stack([1.0 - frac, frac], dim=-1)  # (B, P, 3, 2)
-    factors = torch.where(lookup.is_slope, lookup.slope, pair[:, :, None])  # (B, P, 4, 3, 2)
-    fx, fy, fz = factors.unbind(-2)  # (B, P, 4, 2) each
-    weights = (fx[..., :, None, None] * fy[..., None, :, None] * fz[..., None, None, :]).flatten(-3)  # (B, P, 4, 8)
-    rows = (weights @ cube[..., None])[..., 0]  # (B, P, 4): value, then the slope per axis (in samples)
+    cube = lookup.values[flat_index].unflatten(-1, (2, 2, 2))  # (B, P, 2, 2, 2): corner [i, j, k]
+    fx, fy, fz = frac.unbind(-1)  # (B, P) each
+    # contract one axis at a time (z, y, x), carrying the slope along each contracted axis
+    low_z, high_z = cube.unbind(-1)  # (B, P, 2, 2)
+    along_z = torch.lerp(low_z, high_z, fz[..., None, None])  # (B, P, 2, 2)
+    slope_z = high_z - low_z  # (B, P, 2, 2)
+    low_y, high_y = along_z.unbind(-1)  # (B, P, 2)
+    slope_z_low, slope_z_high = slope_z.unbind(-1)
+    along_y = torch.lerp(low_y, high_y, fy[..., None])  # (B, P, 2)
+    slope_y = high_y - low_y  # (B, P, 2)
+    slope_zy = torch.lerp(slope_z_low, slope_z_high, fy[..., None])  # (B, P, 2)
+    # x: value and the three slopes at once, (B, P, 4, 2) -> (B, P, 4)
+    low_x, high_x = torch.stack([along_y, along_y, slope_y, slope_zy], dim=-2).unbind(-1)  # (B, P, 4) each
+    rows = torch.lerp(low_x, high_x, fx[..., None])  # (B, P, 4): value, (unused), d/dy, d/dz in samples
+    rows = torch.where(lookup.is_x_slope, high_x - low_x, rows)  # row 1 is d/dx
     inside_box = grid_coord == clamped  # (B, P, 3): clamping stops the slope on that axis
     # d/dp: the in-box slope on unclamped axes, plus (outside the box) the unit direction away from the box
     slopes = torch.where(inside_box, rows[..., 1:], 0.0) / lookup.scale  # (B, P, 3)

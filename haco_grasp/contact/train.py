@@ -76,6 +76,7 @@ from haco_grasp.contact.losses import LOSS_NAMES, haco_loss
 from haco_grasp.contact.sampling import BalancedContactSampler
 from haco_grasp.contact.stats import ContactStats
 from haco_grasp.errors import AssetError, InputError
+from haco_grasp.metrics import contact_prf
 
 __all__ = [
     "PRESETS",
@@ -219,7 +220,7 @@ class TrainConfig:
 
 
 def scheduled_lr(config: TrainConfig, epoch: int) -> float:
-    """The learning rate of ``epoch`` (0-based) under the config's MultiStepLR: lr · γ^(number of milestones ≤ epoch)."""
+    """The learning rate of ``epoch`` (0-based) under the config's MultiStepLR: lr · γ^(count of milestones ≤ epoch)."""
     return config.lr * config.gamma ** sum(1 for milestone in config.milestones if milestone <= epoch)
 
 
@@ -492,8 +493,6 @@ def best_f1_threshold(prob: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     prob: (B, 778) probabilities; gt: (B, 778) labels
     returns: (best F1, its threshold); (nan, nan) when no threshold gives a defined F1
     """
-    from haco_grasp.metrics import contact_prf
-
     best = (math.nan, math.nan)
     for threshold in THRESHOLD_GRID:
         f1 = contact_prf(prob, gt, threshold, "skip").f1
@@ -522,8 +521,6 @@ def evaluate(
     progress: tqdm bar
     returns: EvalResult
     """
-    from haco_grasp.metrics import contact_prf
-
     if len(dataset) == 0:
         raise InputError("cannot evaluate on an empty dataset")
     was_training = model.training

@@ -1,0 +1,25 @@
+"""Imports flow one way: checked on the modules a fresh interpreter loads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _loaded(module: str) -> set[str]:
+    code = f"import sys, {module}; print(' '.join(sorted(m for m in sys.modules if m.startswith('haco_grasp'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return set(out.stdout.split())
+
+
+def test_geometry_imports_only_the_leaf_modules() -> None:
+    allowed = {"haco_grasp", "haco_grasp.errors", "haco_grasp.atomic", "haco_grasp.arrays"}
+    assert {m for m in _loaded("haco_grasp.geometry") if not m.startswith("haco_grasp.geometry")} <= allowed
+
+
+@pytest.mark.parametrize("module", ["haco_grasp.metrics", "haco_grasp.geometry.labels"])
+def test_metrics_and_labels_do_not_reach_up_into_contact(module: str) -> None:
+    # contact/train.py imports metrics (contact_prf); nothing on metrics' side may import contact back.
+    assert not {m for m in _loaded(module) if m.startswith("haco_grasp.contact")}

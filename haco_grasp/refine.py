@@ -77,6 +77,7 @@ This module imports only the standard library and numpy at import time (the CLI 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import importlib
@@ -892,7 +893,6 @@ def _connect_timeout(config: RefineConfig) -> float:
 
 def _plan(config: RefineConfig) -> _Plan:
     """Validate the configuration and load the predictions (no optimisation yet)."""
-    import torch
 
     from haco_grasp.config_flags import apply_optimizer_overrides
     from haco_grasp.data.hflnet import load_hflnet
@@ -944,15 +944,10 @@ def _plan(config: RefineConfig) -> _Plan:
                 raise InputError(f"${name} is not set but WORLD_SIZE={world_size}; launch with torchrun, or unset "
                                  "WORLD_SIZE (and RANK) for a single process")  # fmt: skip
         _env_int("MASTER_PORT", 0)
-    device = str(config.device)
-    if world_size > 1 and device == "cuda":
-        device = f"cuda:{_env_int('LOCAL_RANK', 0)}"
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise InputError(f"--device: expected 'cpu', 'cuda' or 'cuda:N', got {config.device!r}") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {config.device}: CUDA is not available here; use --device cpu")
+    from haco_grasp.devices import resolve_device
+
+    # one device for every part of the run (optimizer and contact predictors): "cuda" is cuda:<LOCAL_RANK>
+    device = str(resolve_device(config.device, "--device"))
 
     if not str(config.pred):
         raise InputError("--pred: expected the hflnet.pkl to refine, got nothing")
@@ -1408,6 +1403,7 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
     dtype = torch.float32 if config.dtype == "float32" else torch.float64
     layers = ManoLayerCache(config.mano_root, dtype=dtype)
     source = CONTACT_SOURCES[config.contact]
+    source_config = dataclasses.replace(config, device=plan.device)  # predictors run where the optimizer runs
     total = sum(len(batch) for batch in batches)
     bar = None
     if config.progress and plan.rank == 0 and total:
@@ -1420,7 +1416,7 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
             started = time.perf_counter()
             predictions = [plan.predictions[i] for i in batch]
             grasps = [inputs.grasp(pred) for pred in predictions]
-            targets = source(grasps, predictions, config)
+            targets = source(grasps, predictions, source_config)
             _check_targets(targets, len(batch), config.contact)
             result = optimize_module.optimize_grasp(
                 grasps,

@@ -442,7 +442,9 @@ def run_training(config: TrainConfig, grasps: Sequence[Grasp] | None = None) -> 
         torch.set_num_threads(int(config.num_threads))
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(config.device)
+    from haco_grasp.devices import resolve_device
+
+    device = resolve_device(config.device, "--device")
     start_time = time.monotonic()
     start_cpu = time.process_time()
     from tqdm.auto import tqdm

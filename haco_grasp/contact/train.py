@@ -579,14 +579,6 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    return torch.device(name)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # training
 
@@ -605,7 +597,9 @@ def train(config: TrainConfig) -> TrainResult:
     from haco_grasp.contact.haco_model import build_haco_from_config
 
     start_time = time.monotonic()
-    device = _resolve_device(config.device)
+    from haco_grasp.devices import resolve_device
+
+    device = resolve_device(config.device, "--device")
     rank, world = _init_distributed(device)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)

@@ -130,16 +130,17 @@ def test_left_hand():
 
 def test_simulator_skinning_matches_the_layer(layer):
     """The planner's fast forward pass (shape part precomputed) equals ManoLayer's LBS."""
-    from haco_grasp.data import synthetic as planner
+    from haco_grasp.data.synthetic.rig import _build_rig, _type_plan
+    from haco_grasp.data.synthetic.simulate import _Simulator
     from haco_grasp.geometry.sdf import sdf_grid
     from haco_grasp.hand.poses import synthetic_grasp_poses
     from haco_grasp.objects.procedural import make_object
 
     fast_layer = load_mano(root=synthetic_mano_root(), use_pca=False, flat_hand_mean=True)
-    rig = planner._build_rig(fast_layer, "right")
-    plan = planner._type_plan("power", synthetic_grasp_poses(0), rig.frames)
+    rig = _build_rig(fast_layer, "right")
+    plan = _type_plan("power", synthetic_grasp_poses(0), rig.frames)
     cube = make_object("small_cube")
-    sim = planner._Simulator(fast_layer, rig, plan, sdf_grid(cube.verts, cube.faces), torch.device("cpu"))
+    sim = _Simulator(fast_layer, rig, plan, sdf_grid(cube.verts, cube.faces), torch.device("cpu"))
     generator = torch.Generator().manual_seed(0)
     t = torch.rand(3, 5, 3, generator=generator) * 1.5
     betas = torch.randn(3, 10, generator=generator) * 0.5

@@ -21,5 +21,5 @@ def test_geometry_imports_only_the_leaf_modules() -> None:
 
 @pytest.mark.parametrize("module", ["haco_grasp.metrics", "haco_grasp.geometry.labels"])
 def test_metrics_and_labels_do_not_reach_up_into_contact(module: str) -> None:
-    # contact/train.py imports metrics (contact_prf); nothing on metrics' side may import contact back.
+    # contact/train/evaluation.py imports metrics (contact_prf); nothing on metrics' side may import contact back.
     assert not {m for m in _loaded(module) if m.startswith("haco_grasp.contact")}

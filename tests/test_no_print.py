@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # (file, function) pairs that print a command's result by design; cli.py prints everywhere (it is the CLI).
 ENTRY_POINTS = {
     ("haco_grasp/demo.py", "run_demo"),
-    ("haco_grasp/contact/train.py", "run_training"),
-    ("haco_grasp/contact/train.py", "run_eval"),
+    ("haco_grasp/contact/train/cli.py", "run_training"),
+    ("haco_grasp/contact/train/cli.py", "run_eval"),
     ("contactopt_bridge/train.py", "main"),
 }
 

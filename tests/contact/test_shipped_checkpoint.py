@@ -33,7 +33,8 @@ def test_shipped_checkpoint_beats_the_mean_map_on_new_heldout_grasps(tmp_path):
     Both predictors use their own validation-calibrated threshold (from the provenance), the README's comparison.
     """
     from haco_grasp.contact.datasets import ImageFolderContactDataset
-    from haco_grasp.contact.train import _normalization, evaluate
+    from haco_grasp.contact.train import evaluate
+    from haco_grasp.contact.train.data import _normalization
     from haco_grasp.data.images import ImageConfig, write_image_dataset
     from haco_grasp.data.synthetic import generate_grasps
     from haco_grasp.metrics import contact_prf

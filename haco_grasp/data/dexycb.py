@@ -68,13 +68,9 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import torch
 
-from haco_grasp.data.grasp import Grasp
+from haco_grasp.data.grasp import Grasp, grasp_from_mano
 from haco_grasp.errors import AssetError, InputError
-from haco_grasp.hand.conventions import (
-    ManoLayerCache,
-    dexycb_pca_to_flat_axis_angle,
-    pose_hand,
-)
+from haco_grasp.hand.conventions import ManoLayerCache, dexycb_pca_to_flat_axis_angle
 from haco_grasp.objects.ycb import YCB_CLASSES, ObjectProvider, object_provider
 
 __all__ = [
@@ -429,20 +425,12 @@ class DexYCBSample:
         provider = object_provider(models_root)
         params = self.mano_params(cache)
         layer = cache.layer(self.mano_side)  # flat-mean axis-angle, the Grasp convention
-        out = pose_hand(layer, params)
-        mesh = provider(self.grasped_ycb_id)
-        pose = self.obj_pose
-        obj_verts = np.asarray(mesh.verts, np.float64) @ pose[:, :3].T + pose[:, 3]
-        contact = hand_contact(out.verts, obj_verts, mesh.faces, contact_threshold)
-        return Grasp.from_posed_object(
-            mesh,
-            pose,
+        return grasp_from_mano(
             params,
-            out.verts,
-            out.joints,
-            layer.faces,
-            contact,
-            side=self.mano_side,
+            layer,
+            provider(self.grasped_ycb_id),
+            self.obj_pose,
+            contact_threshold=contact_threshold,
             object_id=self.grasped_ycb_id,
             meta={
                 "source": "dexycb",

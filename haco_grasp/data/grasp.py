@@ -23,8 +23,11 @@ import numpy as np
 from haco_grasp.errors import InputError
 
 if TYPE_CHECKING:
+    from haco_grasp.hand.conventions import PosedHand
     from haco_grasp.hand.mano import ManoLayer
     from haco_grasp.objects.procedural import ObjectMesh
+
+__all__ = ["NUM_HAND_VERTS", "Grasp", "grasp_from_mano"]
 
 #: Number of MANO hand vertices.
 NUM_HAND_VERTS = 778
@@ -140,10 +143,6 @@ class Grasp:
             InputError: a parameter is missing or has the wrong shape, the layer is not flat-mean axis-angle, the
                 pose is not a rotation, or ``hand_contact`` is outside [0, 1].
         """
-        import torch
-
-        from haco_grasp.geometry.labels import hand_contact_labels
-
         if getattr(layer, "use_pca", True) or not getattr(layer, "flat_hand_mean", False):
             raise InputError(
                 "layer: expected a 45-D axis-angle, flat-hand-mean ManoLayer (use_pca=False, flat_hand_mean=True), "
@@ -176,28 +175,26 @@ class Grasp:
         if not (threshold_ok and contact_threshold > 0):
             raise InputError(f"contact_threshold: expected a positive number of metres, got {contact_threshold!r}")
 
-        ref = layer.v_template
-        with torch.no_grad():
-            out = layer(**{k: torch.as_tensor(v, dtype=ref.dtype, device=ref.device)[None] for k, v in params.items()})
-        verts = out.verts[0].cpu().double().numpy()  # (778, 3)
-        joints = out.joints[0].cpu().double().numpy()  # (21, 3)
-        obj_verts = np.asarray(mesh.verts, np.float64) @ rotation.T + pose[:, 3]
-        meta = dict(meta or {})
-        if hand_contact is None:
-            contact = hand_contact_labels(verts, obj_verts, mesh.faces, contact_threshold).astype(np.float64)
-            meta["contact_source"] = f"geometry<{contact_threshold:g}m"
-        else:
+        if hand_contact is not None:
             given = np.asarray(hand_contact, dtype=np.float64).reshape(-1)
             if given.shape != (NUM_HAND_VERTS,) or not np.all((given >= 0) & (given <= 1)):
                 raise InputError(
                     f"hand_contact: expected ({NUM_HAND_VERTS},) values in [0, 1], got shape {np.shape(hand_contact)}"
                     "; pass one probability per MANO vertex, or None to compute it"
                 )
-            contact = (given >= 0.5).astype(np.float64)
-            meta["contact_source"] = "given"
-        return cls.from_posed_object(
-            mesh, pose, params, verts, joints, layer.faces, contact, side=layer.side, object_id=object_id, meta=meta
+            hand_contact = given
+        grasp = grasp_from_mano(
+            params,
+            layer,
+            mesh,
+            pose,
+            hand_contact=hand_contact,
+            contact_threshold=contact_threshold,
+            object_id=object_id,
+            meta=dict(meta or {}),
         )
+        grasp.meta["contact_source"] = "given" if hand_contact is not None else f"geometry<{contact_threshold:g}m"
+        return grasp
 
     @property
     def obj_verts(self) -> np.ndarray:
@@ -217,3 +214,63 @@ class Grasp:
     def with_hand(self, **changes: np.ndarray) -> Grasp:
         """A copy with some fields replaced (e.g. a perturbed or refined hand)."""
         return replace(self, **changes)
+
+
+def grasp_from_mano(
+    mano_params: Mapping[str, np.ndarray],
+    layer: ManoLayer,
+    mesh: ObjectMesh,
+    obj_pose: np.ndarray,
+    *,
+    hand: PosedHand | None = None,
+    hand_contact: np.ndarray | None = None,
+    contact_threshold: float = 0.01,
+    object_id: int = -1,
+    meta: dict | None = None,
+) -> Grasp:
+    """The one way a data source turns MANO parameters and a posed object into a :class:`Grasp` (no checks).
+
+    :meth:`Grasp.from_mano` (generic files, after validating), :meth:`~haco_grasp.data.dexycb.DexYCBSample.to_grasp`
+    and :func:`~haco_grasp.data.hflnet.prediction_to_grasp` all end here. The hand side is ``layer.side``.
+
+    Args:
+        mano_params: ``global_orient`` (3,), ``hand_pose`` (45,) flat-mean axis-angle, ``betas`` (10,), ``transl``
+            (3,) metres; float64 numpy, for ``layer``.
+        layer: the flat-mean axis-angle :class:`~haco_grasp.hand.ManoLayer` of the hand's side.
+        mesh: the object (``name``, ``verts`` (Vo, 3) metres in its own frame, ``faces`` (Fo, 3)).
+        obj_pose: (3, 4) [R | t]: ``world = canonical @ R.T + t``, metres.
+        hand: the hand's vertices (778, 3) and joints (21, 3) to store, e.g. a prediction's own; None: ``layer``'s
+            output for ``mano_params`` (no gradients).
+        hand_contact: (778,) values in [0, 1], stored rounded (>= 0.5); None: the hand vertices within
+            ``contact_threshold`` of (or inside) the posed object
+            (:func:`~haco_grasp.geometry.labels.hand_contact_labels`).
+        contact_threshold: metres, for the computed contact.
+        object_id: the object's id in its source (-1: none).
+        meta: provenance, stored as given (not copied).
+
+    Returns:
+        Grasp with float64 hand_verts (778, 3), hand_joints (21, 3) and hand_contact (778,) in {0, 1}.
+    """
+    from haco_grasp.geometry.labels import hand_contact_labels
+    from haco_grasp.hand.conventions import pose_hand
+
+    posed = pose_hand(layer, dict(mano_params)) if hand is None else hand
+    pose = np.asarray(obj_pose, dtype=np.float64)
+    if hand_contact is None:
+        obj_verts = np.asarray(mesh.verts, np.float64) @ pose[:, :3].T + pose[:, 3]  # (Vo, 3) world frame
+        contact = np.asarray(hand_contact_labels(posed.verts, obj_verts, mesh.faces, contact_threshold), np.float64)
+        contact = contact.reshape(-1)
+    else:
+        contact = (np.asarray(hand_contact, np.float64) >= 0.5).astype(np.float64)
+    return Grasp.from_posed_object(
+        mesh,
+        pose,
+        dict(mano_params),
+        posed.verts,
+        posed.joints,
+        layer.faces,
+        contact,
+        side=layer.side,
+        object_id=object_id,
+        meta={} if meta is None else meta,
+    )

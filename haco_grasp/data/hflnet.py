@@ -85,11 +85,11 @@ from typing import Any, Literal
 import numpy as np
 
 from haco_grasp.atomic import atomic_write_bytes
-from haco_grasp.data.dexycb import hand_contact
-from haco_grasp.data.grasp import Grasp
+from haco_grasp.data.grasp import Grasp, grasp_from_mano
 from haco_grasp.errors import InputError
 from haco_grasp.hand.conventions import (
     ManoLayerCache,
+    PosedHand,
     dexycb_pca_to_flat_axis_angle,
     flat_axis_angle_to_pca,
     mirror_axis_angle,
@@ -611,24 +611,15 @@ def prediction_to_grasp(
     else:
         verts, joints = mano.verts, mano.joints
 
-    mesh = object_provider(models_root)(pred.ycb_id)
-    pose = np.asarray(pred.obj_pose, np.float64)
-    if pred.hand_contact is not None:
-        contact = (np.asarray(pred.hand_contact, np.float64) >= 0.5).astype(np.float64)
-        contact_source = "prediction"
-    else:
-        obj_verts = np.asarray(mesh.verts, np.float64) @ pose[:, :3].T + pose[:, 3]
-        contact = hand_contact(verts, obj_verts, mesh.faces, contact_threshold)
-        contact_source = f"geometry<{contact_threshold:g}m"
-    return Grasp.from_posed_object(
-        mesh,
-        pose,
+    contact_source = "prediction" if pred.hand_contact is not None else f"geometry<{contact_threshold:g}m"
+    return grasp_from_mano(
         params,
-        verts,
-        joints,
-        layer.faces,
-        contact,
-        side=pred.mano_side,
+        layer,
+        object_provider(models_root)(pred.ycb_id),
+        pred.obj_pose,
+        hand=PosedHand(verts, joints),
+        hand_contact=pred.hand_contact,
+        contact_threshold=contact_threshold,
         object_id=pred.ycb_id,
         meta={
             "source": "hflnet",

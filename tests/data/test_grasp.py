@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from haco_grasp.data.grasp import Grasp
+from haco_grasp.data.grasp import Grasp, grasp_from_mano
 from haco_grasp.errors import InputError
+from haco_grasp.geometry.labels import hand_contact_labels
 from haco_grasp.hand import synthetic_mano_root
 from haco_grasp.hand.conventions import ManoLayerCache, pose_hand
 from haco_grasp.objects.procedural import make_object
@@ -90,3 +91,38 @@ def test_from_mano_errors_name_the_field(layers, change, match):
 def test_from_mano_refuses_a_pca_layer(layers):
     with pytest.raises(InputError, match="flat-hand-mean"):
         Grasp.from_mano(_params(0), layers.dexycb_layer("right"), make_object("box"))
+
+
+# ----------------------------------------------------------------------------------------------- grasp_from_mano
+# The one path Grasp.from_mano, DexYCBSample.to_grasp and hflnet.prediction_to_grasp share; these tests pin what
+# each caller used to do inline (layer output, posed object, contact given or computed).
+def test_grasp_from_mano_is_what_from_mano_builds(layers):
+    params = _params(3)
+    mesh = make_object("can")
+    pose = np.concatenate([_rotation(-0.7), np.array([[0.01], [0.02], [0.08]])], axis=1)
+    layer = layers.layer("left")
+    meta = {"source": "test"}
+    shared = grasp_from_mano(params, layer, mesh, pose, object_id=4, meta=meta)
+    through = Grasp.from_mano(params, layer, mesh, pose, object_id=4, meta={"source": "test"})
+    for name in ("hand_verts", "hand_joints", "hand_contact", "hand_faces", "obj_verts", "hand_pose", "betas"):
+        np.testing.assert_array_equal(getattr(shared, name), getattr(through, name), err_msg=name)
+    assert shared.meta is meta and shared.meta == {"source": "test"}  # the caller's meta, no contact_source added
+    assert through.meta == {"source": "test", "contact_source": "geometry<0.01m"}
+    assert shared.side == "left" and shared.object_id == 4
+
+
+def test_grasp_from_mano_stores_a_given_hand_and_rounds_a_given_contact(layers):
+    params = _params(4)
+    mesh = make_object("box")
+    pose = np.concatenate([np.eye(3), np.array([[0.0], [0.0], [0.1]])], axis=1)
+    layer = layers.layer("right")
+    stored = pose_hand(layer, params)
+    moved = type(stored)(stored.verts + 0.001, stored.joints + 0.001)  # e.g. a prediction's own vertices
+    grasp = grasp_from_mano(params, layer, mesh, pose, hand=moved, contact_threshold=0.02)
+    np.testing.assert_array_equal(grasp.hand_verts, moved.verts)
+    np.testing.assert_array_equal(grasp.hand_joints, moved.joints)
+    expected = hand_contact_labels(moved.verts, mesh.verts @ pose[:, :3].T + pose[:, 3], mesh.faces, 0.02)
+    np.testing.assert_array_equal(grasp.hand_contact, expected.astype(np.float64))  # labels of the stored hand
+    given = np.linspace(0.0, 1.0, 778)
+    rounded = grasp_from_mano(params, layer, mesh, pose, hand_contact=given).hand_contact
+    np.testing.assert_array_equal(rounded, (given >= 0.5).astype(np.float64))

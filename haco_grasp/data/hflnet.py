@@ -70,6 +70,9 @@ approximately (``meta["mano_fit_error_m"]``).
 Conversions between the MANO pose conventions (:func:`dexycb_pca_to_flat_axis_angle`,
 :func:`flat_axis_angle_to_pca`, :func:`mirror_axis_angle`) are defined in :mod:`haco_grasp.hand.conventions` and
 re-exported here.
+
+Length: over 600 lines because it defines one file format: the field-by-field description above, its
+validation (one check and one error message per field) and its conversion to Grasps belong together.
 """
 
 from __future__ import annotations

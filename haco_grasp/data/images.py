@@ -91,6 +91,10 @@ The generic "images + box + 778 contact labels" format read by the HACO training
 Speed (256 x 256, synthetic hand + procedural object, numpy on one core of a loaded 2-core machine): about
 0.2-0.3 s per image with the default ``supersample=2`` (most of it the final render; the view candidates cost
 about 15 ms each, usually one or two are needed), about 0.1 s with ``supersample=1``.
+
+Length: over 600 lines because camera, crop, appearance, rasterising and the dataset writer are one pipeline
+whose steps share :class:`ImageConfig` and the camera conventions stated above (about a hundred lines of it
+are that statement and the documentation of the written format).
 """
 
 from __future__ import annotations

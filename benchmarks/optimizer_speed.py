@@ -4,8 +4,8 @@ A set of distinct synthetic grasps (several objects) is perturbed and repeated t
 order generated (objects interleaved, as a dataset in frame order) or grouped by object. Object SDF grids are
 built (and cached) before timing, so the figures measure the optimisation itself. Per cell: seconds, seconds per
 grasp, grasps per second, seconds per iteration, aten operations per iteration (``torch.profiler``, the difference
-of a 4- and a 2-iteration run, halved) and peak memory (CUDA: ``max_memory_allocated``; CPU: growth of the peak
-resident set). A cell whose estimate exceeds ``--max-seconds`` is skipped and reported as such (never
+of a 4- and a 2-iteration run, halved) and peak memory (CUDA: ``max_memory_allocated`` of the cell; CPU: the
+process's peak resident set so far, a high-water mark over the cells run before). A cell whose estimate exceeds ``--max-seconds`` is skipped and reported as such (never
 extrapolated). On CUDA the default batch fills the device (``--batches auto``).
 
     python benchmarks/optimizer_speed.py --batches 8,64 --presets fast,contactopt --order interleaved,grouped \
@@ -108,7 +108,6 @@ def main(argv: list[str] | None = None) -> dict:
                     continue
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 tick = time.perf_counter()
                 result = run(config.n_iter)
                 if device.type == "cuda":
@@ -117,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
                 peak_mb = (
                     torch.cuda.max_memory_allocated(device) / 2**20
                     if device.type == "cuda"
-                    else (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 )
                 row |= {
                     "seconds": seconds,

@@ -5,8 +5,9 @@ order generated (objects interleaved, as a dataset in frame order) or grouped by
 built (and cached) before timing, so the figures measure the optimisation itself. Per cell: seconds, seconds per
 grasp, grasps per second, seconds per iteration, aten operations per iteration (``torch.profiler``, the difference
 of a 4- and a 2-iteration run, halved) and peak memory (CUDA: ``max_memory_allocated`` of the cell; CPU: the
-process's peak resident set so far, a high-water mark over the cells run before). A cell whose estimate exceeds ``--max-seconds`` is skipped and reported as such (never
-extrapolated). On CUDA the default batch fills the device (``--batches auto``).
+process's peak resident set so far, a high-water mark over the cells run before). A cell whose estimate exceeds
+``--max-seconds`` is skipped and reported as such (never extrapolated). On CUDA, ``--batches auto`` fills the
+device.
 
     python benchmarks/optimizer_speed.py --batches 8,64 --presets fast,contactopt --order interleaved,grouped \
         --threads 1 --json speed.json

@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sources", default="deepcontact,haco,geometric", help="comma-separated contact sources")
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="grasps per optimizer call (default: 16 on the CPU, a batch that fills the GPU on CUDA)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", default=None, help="where refined files go (default: a temporary folder)")

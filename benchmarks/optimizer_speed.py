@@ -47,14 +47,6 @@ def _order(grasps: list, order: str) -> list[int]:
     return indices
 
 
-def auto_batch(device: torch.device) -> int:
-    """A batch that fills the device: 64 on the CPU; on CUDA about 1.5 MB of free memory per grasp and restart."""
-    if device.type != "cuda":
-        return 64
-    free, _ = torch.cuda.mem_get_info(device)
-    return int(max(64, min(8192, free // (1_500_000 * 4))))
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", default="fast,contactopt", help="comma-separated presets")
@@ -71,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from haco_grasp.data.perturb import perturb_grasps
     from haco_grasp.data.synthetic import generate_grasps
-    from haco_grasp.devices import resolve_device
+    from haco_grasp.devices import auto_batch_size, resolve_device
     from haco_grasp.hand import load_mano, synthetic_mano_root
     from haco_grasp.info import environment_report, machine_description
     from haco_grasp.optimize import get_config, optimize_grasp
@@ -82,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     truth = generate_grasps(args.distinct, seed=args.seed, progress=False)
     inputs = perturb_grasps(truth, model="hflnet-like", seed=args.seed + 1)
     targets = np.stack([g.hand_contact for g in truth])
-    batches = [auto_batch(device) if b == "auto" else int(b) for b in args.batches.split(",")]
+    batches = [auto_batch_size(device) if b == "auto" else int(b) for b in args.batches.split(",")]
 
     rows = []
     for preset in args.presets.split(","):

@@ -101,6 +101,7 @@ REPORT_COLUMNS = (
 def run(args: argparse.Namespace) -> dict:
     from haco_grasp.data.perturb import perturb_grasps
     from haco_grasp.data.synthetic import generate_grasps
+    from haco_grasp.devices import auto_batch_size, resolve_device
     from haco_grasp.evaluation import frame_changes, markdown_table, score_grasps
     from haco_grasp.hand import load_mano
     from haco_grasp.hand.assets import synthetic_mano_root
@@ -108,7 +109,8 @@ def run(args: argparse.Namespace) -> dict:
     from haco_grasp.optimize import get_config, optimize_grasp
 
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device, "--device")
+    batch_size = args.batch_size or auto_batch_size(device)
     layer = load_mano(root=synthetic_mano_root(), use_pca=False, flat_hand_mean=True).to(device)
 
     started = time.perf_counter()
@@ -132,8 +134,8 @@ def run(args: argparse.Namespace) -> dict:
             is_value = kind in ("gt-values", "deepcontact")
             run_config = config.replace(target_mapping="value") if is_value else config
             refined, seconds = [], 0.0
-            for start in range(0, limit, args.batch_size):
-                stop = min(start + args.batch_size, limit)
+            for start in range(0, limit, batch_size):
+                stop = min(start + batch_size, limit)
                 tick = time.perf_counter()
                 batch_targets = {key: value[start:stop] for key, value in targets.items()}
                 result = optimize_grasp(inputs[start:stop], config=run_config, layer=layer, device=device,
@@ -186,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--presets", default="fast,contactopt", help="comma-separated presets")
     parser.add_argument("--targets", default="gt,gt-values,geometric,deepcontact,haco", help="comma-separated targets")
     parser.add_argument("--contactopt-n", type=int, default=None, help="run the slow contactopt preset on the first N")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="grasps per optimizer call (default: 16 on the CPU, a batch that fills the GPU on CUDA)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--json", default=None, help="write the report as JSON here")

@@ -8,7 +8,7 @@ import torch
 
 from haco_grasp.errors import InputError
 
-__all__ = ["resolve_device"]
+__all__ = ["auto_batch_size", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device | None = "auto", what: str = "device") -> torch.device:
@@ -44,3 +44,20 @@ def resolve_device(device: str | torch.device | None = "auto", what: str = "devi
         if parsed.index >= torch.cuda.device_count():
             raise InputError(f"{what}={device}: only {torch.cuda.device_count()} CUDA device(s) here")
     return parsed
+
+
+#: Grasps per optimizer call on the CPU (larger batches gain little there and hold more memory).
+CPU_BATCH_SIZE = 16
+# Device memory one grasp needs during refinement (4 restarts of the `fast` preset, float32, with autograd), bytes;
+# generous, so that a batch chosen from free memory leaves room for the rest of the run.
+_BYTES_PER_GRASP = 6_000_000
+
+
+def auto_batch_size(device: torch.device | str) -> int:
+    """Grasps per optimizer call that fill ``device``: 16 on the CPU; on CUDA as many as half the free memory holds
+    (at 6 MB a grasp), between 64 and 8,192."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return CPU_BATCH_SIZE
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(max(64, min(8192, (free // 2) // _BYTES_PER_GRASP)))

@@ -180,7 +180,8 @@ class RefineConfig:
             (:mod:`haco_grasp.config_flags`); None: none.
         device: torch device ("cpu", "cuda", "cuda:1"); under torchrun "cuda" means ``cuda:<LOCAL_RANK>``.
         dtype: "float32" or "float64", precision of the MANO layer during optimisation.
-        batch_size: grasps per optimizer call and per partial file.
+        batch_size: grasps per optimizer call and per partial file; None: 16 on the CPU, a batch that fills the GPU on
+            CUDA (:func:`haco_grasp.devices.auto_batch_size`).
         limit: refine only the first ``limit`` samples of the file; None: all.
     Run:
         progress: show progress bars: over samples, and over the iterations of the batch being optimised.
@@ -211,7 +212,7 @@ class RefineConfig:
     optimize_overrides: dict[str, Any] | None = None
     device: str = "cpu"
     dtype: str = "float32"
-    batch_size: int = 16
+    batch_size: int | None = None
     limit: int | None = None
     progress: bool = True
     restart: bool = False
@@ -908,7 +909,7 @@ def _plan(config: RefineConfig) -> _Plan:
         config = replace(config, contact="file")
     if config.contact_file is not None and config.contact != "file":
         raise InputError(f"--contact-file is read only with --contact file, got --contact {config.contact}")
-    _positive_int(config.batch_size, "--batch-size")
+    _positive_int(config.batch_size, "--batch-size", allow_none=True)
     _positive_int(config.limit, "--limit", allow_none=True)
     frames_ok = isinstance(config.report_frames, (int, np.integer)) and not isinstance(config.report_frames, bool)
     if not frames_ok or config.report_frames < 0:
@@ -1606,7 +1607,10 @@ def run_refine(config: RefineConfig) -> RefineSummary:
         finished = _read_finished(plan.partial, ids)
         pending = [i for i, pred in enumerate(plan.predictions) if pred.sample_id not in finished]
         mine = pending[plan.rank :: plan.world_size]
-        batches = _make_batches(mine, plan.predictions, int(config.batch_size))
+        from haco_grasp.devices import auto_batch_size
+
+        batch_size = auto_batch_size(plan.device) if config.batch_size is None else int(config.batch_size)
+        batches = _make_batches(mine, plan.predictions, batch_size)
         logger.info("refine: %d samples, %d already finished, %d for this process in %d batches (rank %d of %d)",
                     len(plan.predictions), len(finished), len(mine), len(batches), plan.rank,
                     plan.world_size)  # fmt: skip
@@ -1694,8 +1698,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "hand (default: $HACO_GRASP_MANO_ROOT)")  # fmt: skip
     parser.add_argument("--dexycb", metavar="DIR", default=None,
                         help="DexYCB root: ground truth for the metrics, images for --contact haco")  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=16, metavar="N",
-                        help="grasps per optimizer call (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="grasps per optimizer call (default: 16 on the CPU, a batch that fills the GPU on "
+                        "CUDA)")  # fmt: skip
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="refine only the first N samples")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (over samples, and over iterations within a batch)")  # fmt: skip

@@ -57,3 +57,15 @@ def test_refine_gives_the_contact_source_the_resolved_device(monkeypatch, tmp_pa
                                  report=False, optimize=FAST.replace(n_iter=2, n_restarts=1))  # fmt: skip
     refine.run_refine(config)
     assert seen == ["cpu"]
+
+
+def test_auto_batch_size_fills_the_device(monkeypatch):
+    from haco_grasp.devices import CPU_BATCH_SIZE, auto_batch_size
+
+    assert auto_batch_size("cpu") == CPU_BATCH_SIZE
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (120 * 2**30, 140 * 2**30))
+    assert auto_batch_size(torch.device("cuda", 0)) == 8192  # an H200's free memory: the cap
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (6 * 2**30, 8 * 2**30))
+    assert auto_batch_size(torch.device("cuda", 0)) == (3 * 2**30) // 6_000_000
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**20, 8 * 2**30))
+    assert auto_batch_size(torch.device("cuda", 0)) == 64

@@ -163,5 +163,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m haco_grasp.contact.train`` (the same options as ``haco-grasp train-haco``; torchrun-friendly)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    parser = add_arguments(argparse.ArgumentParser(description="Train the HACO contact estimator"))
+    # the module is a package now: name the command, not its __main__.py
+    prog = "python -m haco_grasp.contact.train"
+    parser = add_arguments(argparse.ArgumentParser(prog=prog, description="Train the HACO contact estimator"))
     return run_training(parser.parse_args(argv))

@@ -1,4 +1,5 @@
-"""MANO hand model: official-file loading without chumpy, the batched layer, and the synthetic open hand."""
+"""MANO hand model: official-file loading without chumpy, the batched layer, the MANO conventions (conventions.py),
+the synthetic open hand (synthetic_asset.py, synthetic_skeleton.py) and its grasp-pose families (poses.py)."""
 
 from haco_grasp.hand.assets import cache_dir, synthetic_mano_root
 from haco_grasp.hand.joints import JOINT_NAMES, MANO_JOINT_NAMES, MANO_TIP_VERTEX_IDS, TIP_JOINTS

@@ -74,9 +74,18 @@ import torch
 
 from haco_grasp.data.grasp import Grasp, grasp_from_mano
 from haco_grasp.errors import AssetError, InputError
-from haco_grasp.hand.conventions import ManoLayerCache, dexycb_pca_to_flat_axis_angle
-from haco_grasp.objects.ycb import YCB_CLASSES, ObjectProvider, object_provider
+from haco_grasp.hand.conventions import (
+    ManoLayerCache,
+    PosedHand,
+    dexycb_pca_to_flat_axis_angle,
+    flat_axis_angle_to_pca,
+    mirror_axis_angle,
+    pose_hand,
+)
+from haco_grasp.objects.ycb import YCB_CLASSES, ObjectProvider, YCBMeshCache, object_provider
 
+# The MANO conventions and the YCB mesh cache live in hand/conventions.py and objects/ycb.py; the names this module
+# exported before they moved stay importable from here (and listed in __all__) for existing code.
 __all__ = [
     "DEX_YCB_ENV",
     "DEX_YCB_SERIALS",
@@ -85,7 +94,16 @@ __all__ = [
     "DexYCB",
     "DexYCBSample",
     "Intrinsics",
+    "ManoLayerCache",
+    "ObjectProvider",
+    "PosedHand",
+    "YCBMeshCache",
+    "dexycb_pca_to_flat_axis_angle",
+    "flat_axis_angle_to_pca",
     "hand_contact",
+    "mirror_axis_angle",
+    "object_provider",
+    "pose_hand",
     "read_intrinsics",
     "read_mano_betas",
     "resolve_dexycb_root",

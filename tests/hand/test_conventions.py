@@ -16,7 +16,9 @@ def test_one_definition_behind_every_public_name() -> None:
     assert dexycb.ManoLayerCache is conventions.ManoLayerCache
     for name in ("dexycb_pca_to_flat_axis_angle", "flat_axis_angle_to_pca", "mirror_axis_angle"):
         assert getattr(hflnet, name) is getattr(conventions, name)
-    assert dexycb.object_provider is ycb.object_provider
+    assert dexycb.object_provider is ycb.object_provider and dexycb.YCBMeshCache is ycb.YCBMeshCache
+    for name in ("PosedHand", "pose_hand", "flat_axis_angle_to_pca", "mirror_axis_angle"):  # dexycb's old exports
+        assert getattr(dexycb, name) is getattr(conventions, name) and name in dexycb.__all__
 
 
 def test_mirror_is_its_own_inverse_numpy_and_torch() -> None:

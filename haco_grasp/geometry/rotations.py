@@ -28,7 +28,8 @@ def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     skew = (axis_angle @ torch.tensor(_SKEW, dtype=axis_angle.dtype, device=axis_angle.device)).unflatten(-1, (3, 3))
     outer = axis_angle[..., :, None] * axis_angle[..., None, :]  # v vᵀ: (..., 3, 3)
     eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    return torch.cos(theta) * eye + sin_term * skew + cos_term * outer
+    # cos θ as 1 - ((1 - cos θ) / θ²) θ²: exactly 1 at v = 0, so a zero offset is exactly the identity
+    return (1.0 - cos_term * theta_sq) * eye + sin_term * skew + cos_term * outer
 
 
 def matrix_to_axis_angle(matrix: Tensor) -> Tensor:

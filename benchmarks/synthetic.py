@@ -17,6 +17,8 @@ Columns: intersection volume (cm³), penetration (mm), MPJPE absolute / root-rel
 against the ground truth's, the share of frames whose MPJPE went down and the median per-frame change, seconds per
 grasp (wall time of the optimizer). The MAP presets (``fast``) use the noise profile matching ``--noise``. Tuning
 used seeds 0-99 only; reported rows use unseen seeds (>= 1000).
+With ``--sim obman|hold`` a ``ground truth`` row and the columns mean / median simulation displacement (cm), stable
+share and contact ratio are added (``haco_grasp.evaluation.plausibility_scores``; per-frame values in the JSON).
 
     python benchmarks/synthetic.py --n 64 --seed 0 --noise hflnet-like --json out.json
 """
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> dict:
     from haco_grasp.data.perturb import perturb_grasps
     from haco_grasp.data.synthetic import generate_grasps
     from haco_grasp.devices import auto_batch_size, resolve_device
-    from haco_grasp.evaluation import frame_changes, markdown_table, score_grasps
+    from haco_grasp.evaluation import SIM_COLUMNS, frame_changes, markdown_table, plausibility_scores, score_grasps
     from haco_grasp.hand import load_mano
     from haco_grasp.hand.assets import synthetic_mano_root
     from haco_grasp.info import environment_report, machine_description
@@ -120,6 +122,19 @@ def run(args: argparse.Namespace) -> dict:
 
     input_scores = score_grasps(inputs, truth)
     rows: dict[str, dict] = {"input": input_scores.summary()}
+    sim_frames: dict[str, list] = {}
+
+    def add_sim(name: str, grasps: list) -> None:
+        """--sim: simulation displacement, stable share and contact ratio columns, and per-frame values."""
+        if args.sim:
+            scores = plausibility_scores(grasps, protocol=args.sim, workers=args.sim_workers, seed=args.seed)
+            rows[name].update(scores.summary())
+            sim_frames[name] = scores.per_frame()
+
+    if args.sim:
+        rows = {"ground truth": score_grasps(truth, truth).summary(), **rows}
+        add_sim("ground truth", truth)
+        add_sim("input", inputs)
     profile = args.noise_profile or MATCHING_PROFILE[args.noise]
     configs: dict[str, dict] = {}
     for preset in args.presets.split(","):
@@ -145,6 +160,7 @@ def run(args: argparse.Namespace) -> dict:
             scores = score_grasps(refined, truth[:limit], seconds_per_grasp=seconds / limit)
             baseline = input_scores if limit == args.n else score_grasps(inputs[:limit], truth[:limit])
             rows[name] = scores.summary() | frame_changes(scores, baseline)
+            add_sim(name, refined)
             configs[name] = run_config.to_dict()
             if not args.quiet:
                 print(f"{name}: {rows[name]}", file=sys.stderr)
@@ -165,10 +181,11 @@ def run(args: argparse.Namespace) -> dict:
         "environment": env,
         "generation_seconds": generation_s,
         "rows": rows,
+        "simulation": {"protocol": args.sim, "per_frame": sim_frames} if args.sim else None,
         "configs": configs,
     }
     title = f"Synthetic benchmark (SYNTHETIC data), n={args.n}, seed={args.seed}, noise={args.noise}, profile={profile}"
-    table = markdown_table(rows, title=title, columns=REPORT_COLUMNS)
+    table = markdown_table(rows, title=title, columns=REPORT_COLUMNS + (SIM_COLUMNS if args.sim else ()))
     print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +212,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", default=None, help="write the report as JSON here")
     parser.add_argument("--md", default=None, help="write the Markdown table here")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--sim",
+        default=None,
+        choices=["obman", "hold"],
+        help="add simulation columns (MuJoCo SD, stable share, contact ratio) with this protocol",
+    )
+    parser.add_argument("--sim-workers", type=int, default=1, help="simulation processes (default %(default)s)")
     run(parser.parse_args(argv))
 
 

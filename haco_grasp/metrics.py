@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
-import torch
 from torch import Tensor
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.errors import InputError
 from haco_grasp.geometry.labels import CONTACT_THRESHOLDS
 from haco_grasp.geometry.labels import haco_contact_labels as contact_labels
@@ -60,18 +60,8 @@ def _is_real(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _to_numpy(x: object, name: str) -> np.ndarray:
-    """float64 numpy copy of a numpy array, torch tensor (any device) or nested sequence."""
-    if isinstance(x, Tensor):
-        return x.detach().to(device="cpu", dtype=torch.float64).numpy()
-    try:
-        return np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise InputError(f"{name} must be a numeric array or tensor, got {type(x).__name__}: {error}") from None
-
-
 def _as_batched_points(x: object, name: str) -> np.ndarray:
-    array = _to_numpy(x, name)
+    array = to_numpy(x, np.float64, name=name)
     if array.ndim == 2:
         array = array[None]
     if array.ndim != 3 or array.shape[-1] != 3 or array.shape[1] == 0:
@@ -192,8 +182,8 @@ def mpvpe(
         pred_root, gt_root = pred_np.mean(axis=1), gt_np.mean(axis=1)
     else:
         batch = pred_np.shape[0]
-        pred_root = _to_numpy(root_pred, "root_pred")
-        gt_root = _to_numpy(root_gt, "root_gt")
+        pred_root = to_numpy(root_pred, np.float64, name="root_pred")
+        gt_root = to_numpy(root_gt, np.float64, name="root_gt")
         if pred_root.shape not in ((3,), (batch, 3)) or gt_root.shape not in ((3,), (batch, 3)):
             raise InputError(
                 f"root_pred and root_gt must have shape ({batch}, 3) or (3,), got {pred_root.shape} and "
@@ -237,10 +227,7 @@ class ContactPRF:
 
 
 def _as_contact_array(x: object, name: str) -> np.ndarray:
-    if isinstance(x, Tensor):
-        array = x.detach().to(device="cpu", dtype=torch.float64).numpy()
-    else:
-        array = _to_numpy(x, name)
+    array = to_numpy(x, np.float64, name=name)
     if array.ndim == 1:
         array = array[None]
     if array.ndim != 2:
@@ -326,8 +313,8 @@ def contact_prf(
 
 
 def _object_arrays(obj_verts: object, obj_faces: object, batch: int | None) -> tuple[np.ndarray, np.ndarray]:
-    verts = _to_numpy(obj_verts, "obj_verts")
-    faces_src = obj_faces.detach().cpu().numpy() if isinstance(obj_faces, Tensor) else np.asarray(obj_faces)
+    verts = to_numpy(obj_verts, np.float64, name="obj_verts")
+    faces_src = to_numpy(obj_faces)
     if faces_src.ndim != 2 or faces_src.shape[1] != 3 or faces_src.shape[0] == 0 or faces_src.dtype.kind not in "iu":
         raise InputError(f"obj_faces must be a non-empty (F, 3) integer array, got {faces_src.shape} {faces_src.dtype}")
     faces = faces_src.astype(np.int64)

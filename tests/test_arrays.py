@@ -52,3 +52,12 @@ def test_importing_it_does_not_import_torch() -> None:
     code = "import sys, haco_grasp.arrays; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False"
+
+
+def test_name_turns_a_conversion_failure_into_an_input_error() -> None:
+    from haco_grasp.errors import InputError
+
+    with pytest.raises(InputError, match=r"obj_verts must be a numeric array or tensor, got list"):
+        to_numpy([[0.0, 1.0], [2.0]], np.float64, name="obj_verts")
+    with pytest.raises(ValueError):
+        to_numpy([[0.0, 1.0], [2.0]], np.float64)  # without a name numpy's own error comes through

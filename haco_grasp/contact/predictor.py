@@ -39,6 +39,7 @@ import torch
 from scipy.sparse.csgraph import connected_components
 from torch import Tensor
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.contact.backbones import CROP_SIZE, normalize_images
 from haco_grasp.contact.checkpoint import load_haco
 from haco_grasp.contact.haco_model import HACO
@@ -78,7 +79,7 @@ def _check_sides(sides: str | Sequence[str], count: int) -> list[str]:
 
 
 def _check_boxes(boxes: Any, count: int) -> np.ndarray:
-    array = np.asarray(boxes.detach().cpu() if isinstance(boxes, Tensor) else boxes, dtype=np.float64)
+    array = to_numpy(boxes, np.float64)
     if array.shape != (count, 4) or not np.all(np.isfinite(array)):
         raise InputError(f"boxes: expected finite ({count}, 4) xyxy pixels, got shape {array.shape}")
     if np.any(array[:, 2] <= array[:, 0]) or np.any(array[:, 3] <= array[:, 1]):
@@ -88,7 +89,7 @@ def _check_boxes(boxes: Any, count: int) -> np.ndarray:
 
 def _image_array(image: Any) -> np.ndarray:
     """(H, W, 3) uint8 RGB array or tensor -> (H, W, 3) uint8 array (checked)."""
-    array = image.detach().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
+    array = to_numpy(image)
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 2:
         raise InputError(f"image: expected (H, W, 3) uint8 RGB with H, W >= 2, got {array.dtype} {array.shape}")
     return array
@@ -153,7 +154,7 @@ def remove_small_components(contact: Any, faces: Any, min_size: int = MIN_COMPON
     min_size: components with fewer vertices are removed
     returns: (B, V) bool
     """
-    mask = np.asarray(contact.detach().cpu() if isinstance(contact, Tensor) else contact).astype(bool)
+    mask = to_numpy(contact).astype(bool)
     single = mask.ndim == 1
     mask = np.atleast_2d(mask)
     face_array = np.asarray(faces, dtype=np.int64)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.errors import InputError
 
 #: Light skin tone used for hands.
@@ -48,15 +49,8 @@ HEAT_TABLE: np.ndarray = _HEAT_TABLE_UINT8 / 255.0
 """(11, 3) float: the ``heat`` control colours at positions ``np.linspace(0, 1, 11)``."""
 
 
-def _as_numpy(values: Any) -> np.ndarray:
-    """Convert an array-like or a torch tensor (any device) to a float64 numpy array."""
-    if hasattr(values, "detach") and hasattr(values, "cpu"):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values, dtype=np.float64)
-
-
 def _check_rgb(colour: Any, name: str) -> np.ndarray:
-    rgb = _as_numpy(colour)
+    rgb = to_numpy(colour, np.float64)
     if rgb.shape != (3,) or not np.all(np.isfinite(rgb)) or rgb.min() < 0.0 or rgb.max() > 1.0:
         raise InputError(
             f"{name} must be an RGB triple of floats in [0, 1], got {np.asarray(colour).tolist()!r}; "
@@ -66,7 +60,7 @@ def _check_rgb(colour: Any, name: str) -> np.ndarray:
 
 
 def _check_values(values: Any, name: str) -> np.ndarray:
-    array = _as_numpy(values)
+    array = to_numpy(values, np.float64)
     if array.ndim != 1:
         raise InputError(f"{name} must be a 1-D array (V,), got shape {array.shape}; flatten per-vertex values first")
     if not np.all(np.isfinite(array)):

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.atomic import atomic_open
 from haco_grasp.errors import InputError
 from haco_grasp.viz.colormap import SKIN
@@ -61,15 +62,8 @@ _MIN_DOUBLE_AREA_PX2 = 1e-12
 _HEADLIGHT_CAMERA = np.array([-0.3, -0.5, -1.0]) / np.linalg.norm([-0.3, -0.5, -1.0])
 
 
-def _as_numpy(value: Any, dtype: Any = np.float64) -> np.ndarray:
-    """Convert an array-like or a torch tensor (any device) to a numpy array of ``dtype``."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=dtype)
-
-
 def _vector3(value: Any, name: str) -> np.ndarray:
-    array = _as_numpy(value)
+    array = to_numpy(value, np.float64)
     if array.shape != (3,) or not np.all(np.isfinite(array)):
         raise InputError(f"{name} must be a finite 3-vector, got {np.asarray(value).tolist()!r}")
     return array
@@ -112,9 +106,9 @@ class Camera:
     height: int
 
     def __post_init__(self) -> None:
-        self.K = _as_numpy(self.K)
-        self.R = _as_numpy(self.R)
-        self.t = _as_numpy(self.t)
+        self.K = to_numpy(self.K, np.float64)
+        self.R = to_numpy(self.R, np.float64)
+        self.t = to_numpy(self.t, np.float64)
         if self.K.shape != (3, 3) or not np.all(np.isfinite(self.K)):
             raise InputError(f"Camera.K must be a finite (3, 3) matrix, got shape {self.K.shape}")
         if not np.allclose(self.K[2], (0.0, 0.0, 1.0)) or self.K[1, 0] != 0.0:
@@ -184,7 +178,7 @@ class Camera:
         points: (P, 3) float, world, metres
         returns: (P, 3) float64, camera frame, metres
         """
-        array = _as_numpy(points)
+        array = to_numpy(points, np.float64)
         if array.ndim != 2 or array.shape[1] != 3:
             raise InputError(f"points must have shape (P, 3), got {array.shape}")
         return array @ self.R.T + self.t
@@ -232,10 +226,10 @@ class MeshLayer:
     smooth: bool = True
 
     def __post_init__(self) -> None:
-        self.verts = _as_numpy(self.verts)
+        self.verts = to_numpy(self.verts, np.float64)
         if self.verts.ndim != 2 or self.verts.shape[1] != 3 or not np.all(np.isfinite(self.verts)):
             raise InputError(f"MeshLayer.verts must be finite with shape (V, 3), got shape {self.verts.shape}")
-        faces = self.faces.detach().cpu().numpy() if hasattr(self.faces, "detach") else np.asarray(self.faces)
+        faces = to_numpy(self.faces)
         if faces.size == 0:
             faces = faces.reshape(0, 3).astype(np.int64)
         if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
@@ -245,7 +239,7 @@ class MeshLayer:
                 f"MeshLayer.faces index vertices in [{faces.min()}, {faces.max()}] but there are {len(self.verts)}"
             )
         self.faces = faces.astype(np.int64)
-        colors = _as_numpy(self.vertex_colors)
+        colors = to_numpy(self.vertex_colors, np.float64)
         if colors.shape not in ((3,), (len(self.verts), 3)):
             raise InputError(
                 f"MeshLayer.vertex_colors must be (3,) or (V, 3) = (…, {len(self.verts)}, 3), got {colors.shape}"
@@ -535,9 +529,7 @@ def _shade(fragments: _Fragments, triangles: _Triangles, light_camera: np.ndarra
 
 def _background_image(background: Any, width: int, height: int) -> np.ndarray:
     """(H, W, 3) float64 background in [0, 1] from an RGB triple in [0, 1] or an (H, W, 3) uint8 image."""
-    if hasattr(background, "detach"):
-        background = background.detach().cpu().numpy()
-    array = np.asarray(background)
+    array = to_numpy(background)
     if array.shape == (height, width, 3):
         if array.dtype != np.uint8:
             raise InputError(f"a background image must be uint8 (H, W, 3), got dtype {array.dtype}")

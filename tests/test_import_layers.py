@@ -23,3 +23,23 @@ def test_geometry_imports_only_the_leaf_modules() -> None:
 def test_metrics_and_labels_do_not_reach_up_into_contact(module: str) -> None:
     # contact/train/evaluation.py imports metrics (contact_prf); nothing on metrics' side may import contact back.
     assert not {m for m in _loaded(module) if m.startswith("haco_grasp.contact")}
+
+
+_UPPER_LAYERS = ("haco_grasp.contact", "haco_grasp.optimize", "haco_grasp.refine", "haco_grasp.targets")
+_UPPER_LAYERS += ("haco_grasp.cli",)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "haco_grasp.simulation",
+        "haco_grasp.simulation.protocols",
+        "haco_grasp.simulation.decompose",
+        "haco_grasp.simulation.scene",
+        "haco_grasp.simulation.grasps",
+        "haco_grasp.viz.render",
+    ],
+)
+def test_simulation_and_rendering_do_not_reach_up(module: str) -> None:
+    # the simulation and the rasteriser sit beside metrics: they read grasps and meshes, never contact or refinement
+    assert not {m for m in _loaded(module) if m.startswith(_UPPER_LAYERS)}

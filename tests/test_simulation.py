@@ -12,7 +12,6 @@ import trimesh
 mujoco = pytest.importorskip("mujoco")
 pytest.importorskip("coacd")
 
-from haco_grasp import simulation  # noqa: E402
 from haco_grasp.data.grasp import Grasp  # noqa: E402
 from haco_grasp.errors import InputError  # noqa: E402
 from haco_grasp.simulation import (  # noqa: E402
@@ -25,6 +24,8 @@ from haco_grasp.simulation import (  # noqa: E402
     summarize_simulation,
     with_protocol,
 )
+from haco_grasp.simulation import decompose as simulation_decompose  # noqa: E402
+from haco_grasp.simulation import grasps as simulation_grasps  # noqa: E402
 
 HALF = 0.02  # half side of the test box, metres
 
@@ -149,13 +150,13 @@ def test_hand_far_away_changes_nothing(cache, mano):
 
 def test_decomposition_cached_and_reused(cache, monkeypatch):
     calls = []
-    original = simulation._run_coacd
+    original = simulation_decompose._run_coacd
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(simulation, "_run_coacd", counting)
+    monkeypatch.setattr(simulation_decompose, "_run_coacd", counting)
     obj = trimesh.creation.box(extents=(0.03, 0.05, 0.07))
     first = decompose_object(obj.vertices, obj.faces, "obman", seed=3)
     files = list((cache / "coacd").glob("*.npz"))
@@ -273,7 +274,7 @@ def test_object_mass_properties_of_a_box_either_orientation():
     box.apply_translation([0.1, 0.0, 0.0])
     expected = np.diag([0.04**2 + 0.06**2, 0.02**2 + 0.06**2, 0.02**2 + 0.04**2]) / 12.0  # mass 1 kg
     for faces in (box.faces, box.faces[:, ::-1]):  # outward and inward normals
-        com, inertia, volume = simulation._mass_properties(np.asarray(box.vertices), faces, 1.0)
+        com, inertia, volume = simulation_grasps._mass_properties(np.asarray(box.vertices), faces, 1.0)
         np.testing.assert_allclose(com, [0.1, 0.0, 0.0], atol=1e-12)
         np.testing.assert_allclose(inertia, expected, atol=1e-10)
         assert volume == pytest.approx(0.02 * 0.04 * 0.06)

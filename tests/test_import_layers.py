@@ -38,6 +38,8 @@ _UPPER_LAYERS += ("haco_grasp.cli",)
         "haco_grasp.simulation.scene",
         "haco_grasp.simulation.grasps",
         "haco_grasp.viz.render",
+        "haco_grasp.viz.camera",
+        "haco_grasp.viz.images",
     ],
 )
 def test_simulation_and_rendering_do_not_reach_up(module: str) -> None:

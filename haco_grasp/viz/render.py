@@ -2,6 +2,10 @@
 
 Needs only numpy (and Pillow to write PNGs); no OpenGL context, GPU or pytorch3d.
 
+This module is the rasteriser (meshes, clipping, scanline rasterisation, shading) and its multi-view helpers; the
+camera is :mod:`haco_grasp.viz.camera` and the PNG / grid / label helpers are :mod:`haco_grasp.viz.images`, both
+re-exported here.
+
 Conventions
 -----------
 - Camera: OpenCV pinhole. ``x_cam = x_world @ R.T + t``; +x right, +y down, +z forward; ``K`` in pixels.
@@ -35,19 +39,17 @@ with ``supersample=1`` and 0.1-0.2 s with the default ``supersample=2``; 512 x 5
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from haco_grasp.arrays import to_numpy
-from haco_grasp.atomic import atomic_open
 from haco_grasp.errors import InputError
+from haco_grasp.viz.camera import Camera, Projection, _unit, _vector3
 from haco_grasp.viz.colormap import SKIN
+from haco_grasp.viz.images import add_label, image_grid, save_png
 
 #: Default near clipping plane (metres, camera z).
 NEAR_PLANE = 1e-4
@@ -61,140 +63,20 @@ _MIN_DOUBLE_AREA_PX2 = 1e-12
 # pointing from the scene towards the light.
 _HEADLIGHT_CAMERA = np.array([-0.3, -0.5, -1.0]) / np.linalg.norm([-0.3, -0.5, -1.0])
 
-
-def _vector3(value: Any, name: str) -> np.ndarray:
-    array = to_numpy(value, np.float64)
-    if array.shape != (3,) or not np.all(np.isfinite(array)):
-        raise InputError(f"{name} must be a finite 3-vector, got {np.asarray(value).tolist()!r}")
-    return array
-
-
-def _unit(value: Any, name: str) -> np.ndarray:
-    array = _vector3(value, name)
-    norm = float(np.linalg.norm(array))
-    if norm < 1e-12:
-        raise InputError(f"{name} must be a non-zero 3-vector, got {array.tolist()!r}")
-    return array / norm
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Camera
-# ----------------------------------------------------------------------------------------------------------------
-
-
-class Projection(NamedTuple):
-    """Pixel coordinates and camera-space depth of projected points."""
-
-    pixels: np.ndarray  # (P, 2) float64, (u, v) pixels, pixel centres at integers
-    depth: np.ndarray  # (P,) float64, camera z in metres (negative or zero behind the camera)
-
-
-@dataclass
-class Camera:
-    """OpenCV pinhole camera: ``x_cam = x_world @ R.T + t``, +z forward, +y down; pixel centres at integers.
-
-    K: (3, 3) float, intrinsics [[fx, s, cx], [0, fy, cy], [0, 0, 1]] in pixels
-    R: (3, 3) float, world-to-camera rotation
-    t: (3,) float, world-to-camera translation, metres
-    width, height: image size in pixels
-    """
-
-    K: np.ndarray
-    R: np.ndarray
-    t: np.ndarray
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        self.K = to_numpy(self.K, np.float64)
-        self.R = to_numpy(self.R, np.float64)
-        self.t = to_numpy(self.t, np.float64)
-        if self.K.shape != (3, 3) or not np.all(np.isfinite(self.K)):
-            raise InputError(f"Camera.K must be a finite (3, 3) matrix, got shape {self.K.shape}")
-        if not np.allclose(self.K[2], (0.0, 0.0, 1.0)) or self.K[1, 0] != 0.0:
-            raise InputError(f"Camera.K must look like [[fx, s, cx], [0, fy, cy], [0, 0, 1]], got {self.K.tolist()}")
-        if self.K[0, 0] <= 0.0 or self.K[1, 1] <= 0.0:
-            raise InputError(f"Camera.K needs fx > 0 and fy > 0, got fx={self.K[0, 0]}, fy={self.K[1, 1]}")
-        if self.R.shape != (3, 3) or not np.all(np.isfinite(self.R)):
-            raise InputError(f"Camera.R must be a finite (3, 3) rotation, got shape {self.R.shape}")
-        if not np.allclose(self.R @ self.R.T, np.eye(3), atol=1e-6) or np.linalg.det(self.R) < 0.0:
-            raise InputError("Camera.R must be a proper rotation (R @ R.T = I, det +1); orthonormalise it first")
-        if self.t.shape != (3,) or not np.all(np.isfinite(self.t)):
-            raise InputError(f"Camera.t must be a finite (3,) vector, got shape {self.t.shape}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"Camera.{name} must be a positive int (pixels), got {value!r}")
-            setattr(self, name, int(value))
-
-    @classmethod
-    def look_at(
-        cls,
-        eye: Any,
-        target: Any,
-        up: Any = (0.0, -1.0, 0.0),
-        fov_deg: float = 40.0,
-        width: int = 256,
-        height: int = 256,
-    ) -> Camera:
-        """Camera at ``eye`` looking at ``target`` with ``up`` pointing up in the image (towards -y).
-
-        The default ``up = (0, -1, 0)`` suits data in an OpenCV camera frame (DexYCB, HO3D); use (0, 1, 0) for
-        y-up worlds. Square pixels, principal point at the image centre ((W-1)/2, (H-1)/2), so ``target``
-        projects to the image centre.
-
-        eye: (3,) float, camera centre in world coordinates, metres
-        target: (3,) float, point to look at, metres
-        up: (3,) float, world direction that should appear upwards; must not be parallel to the view direction
-        fov_deg: vertical field of view in degrees, in (0, 180)
-        returns: Camera
-        """
-        eye_w = _vector3(eye, "eye")
-        forward = _unit(_vector3(target, "target") - eye_w, "target - eye")
-        up_w = _unit(up, "up")
-        right = np.cross(forward, up_w)
-        if np.linalg.norm(right) < 1e-9:
-            raise InputError(f"look_at: up {up_w.tolist()} is parallel to the view direction; pick another up")
-        right /= np.linalg.norm(right)
-        down = np.cross(forward, right)
-        if not (0.0 < fov_deg < 180.0):
-            raise InputError(f"fov_deg must be in (0, 180) degrees, got {fov_deg}")
-        focal = 0.5 * height / math.tan(math.radians(fov_deg) / 2.0)
-        K = np.array([[focal, 0.0, (width - 1) / 2.0], [0.0, focal, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
-        R = np.stack([right, down, forward])  # rows: camera x, y, z axes in world coordinates
-        return cls(K=K, R=R, t=-R @ eye_w, width=width, height=height)
-
-    @property
-    def center(self) -> np.ndarray:
-        """Camera centre in world coordinates.
-
-        returns: (3,) float64, metres
-        """
-        return -self.R.T @ self.t
-
-    def to_camera(self, points: Any) -> np.ndarray:
-        """World points to camera coordinates.
-
-        points: (P, 3) float, world, metres
-        returns: (P, 3) float64, camera frame, metres
-        """
-        array = to_numpy(points, np.float64)
-        if array.ndim != 2 or array.shape[1] != 3:
-            raise InputError(f"points must have shape (P, 3), got {array.shape}")
-        return array @ self.R.T + self.t
-
-    def project(self, points: Any) -> Projection:
-        """Project world points to pixels (perspective division by camera z).
-
-        points: (P, 3) float, world, metres
-        returns: Projection(pixels (P, 2) float64, depth (P,) float64 camera z in metres); pixels are inf/nan for
-            points with depth 0
-        """
-        cam = self.to_camera(points)
-        homogeneous = cam @ self.K.T  # (P, 3)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pixels = homogeneous[:, :2] / homogeneous[:, 2:3]
-        return Projection(pixels=pixels, depth=cam[:, 2])
+__all__ = [
+    "NEAR_PLANE",
+    "Camera",
+    "MeshLayer",
+    "Projection",
+    "RenderResult",
+    "add_label",
+    "image_grid",
+    "orbit_cameras",
+    "render",
+    "render_turntable",
+    "render_views",
+    "save_png",
+]
 
 
 def _supersampled_intrinsics(K: np.ndarray, factor: int) -> np.ndarray:
@@ -714,87 +596,3 @@ def render_views(
         meshes, center, radius, n_views, size, elevation_deg, up, front, fov_deg, background, light_dir, supersample
     )
     return np.concatenate(list(frames), axis=1)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Images
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _check_image(image: Any, name: str = "image") -> np.ndarray:
-    array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
-        raise InputError(
-            f"{name} must be uint8 (H, W), (H, W, 3) or (H, W, 4), got {array.dtype} {array.shape}; "
-            "convert floats with np.clip(np.rint(x * 255), 0, 255).astype(np.uint8)"
-        )
-    return array
-
-
-def save_png(image: Any, path: str | os.PathLike[str]) -> Path:
-    """Write a PNG atomically (temporary file in the same folder, then ``os.replace``); creates parent folders.
-
-    image: (H, W, 3) uint8 RGB, (H, W, 4) RGBA or (H, W) grey
-    returns: the written path
-    """
-    array = _check_image(image)
-    target = Path(path)
-    with atomic_open(target) as stream:
-        Image.fromarray(array).save(stream, format="PNG")
-    return target
-
-
-def image_grid(images: Sequence[Any], ncols: int, pad: int = 2, pad_value: int = 255) -> np.ndarray:
-    """Tile images row by row into one image; cells are as large as the largest image, images sit top-left.
-
-    images: sequence of (H_i, W_i, 3) uint8
-    ncols: images per row (>= 1)
-    pad: pixels between cells
-    returns: (rows * Hc + (rows - 1) * pad, cols * Wc + (cols - 1) * pad, 3) uint8
-    """
-    if len(images) == 0:
-        raise InputError("image_grid needs at least one image")
-    if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1 or pad < 0:
-        raise InputError(f"image_grid needs ncols >= 1 and pad >= 0, got ncols={ncols!r}, pad={pad!r}")
-    arrays = [_check_image(image, f"images[{i}]") for i, image in enumerate(images)]
-    if any(array.ndim != 3 or array.shape[2] != 3 for array in arrays):
-        raise InputError("image_grid needs RGB images of shape (H, W, 3)")
-    cell_height = max(array.shape[0] for array in arrays)
-    cell_width = max(array.shape[1] for array in arrays)
-    cols = min(int(ncols), len(arrays))
-    rows = -(-len(arrays) // cols)
-    grid = np.full(
-        (rows * cell_height + (rows - 1) * pad, cols * cell_width + (cols - 1) * pad, 3), pad_value, dtype=np.uint8
-    )
-    for index, array in enumerate(arrays):
-        top = (index // cols) * (cell_height + pad)
-        left = (index % cols) * (cell_width + pad)
-        grid[top : top + array.shape[0], left : left + array.shape[1]] = array
-    return grid
-
-
-def add_label(
-    image: Any,
-    text: str,
-    position: tuple[int, int] = (3, 3),
-    color: tuple[int, int, int] = (0, 0, 0),
-    box_color: tuple[int, int, int] | None = (255, 255, 255),
-) -> np.ndarray:
-    """Draw ``text`` with Pillow's default font on a copy of ``image``, over a filled box unless ``box_color`` is None.
-
-    image: (H, W, 3) uint8
-    position: (x, y) of the text's top-left corner in pixels
-    color, box_color: 8-bit RGB
-    returns: (H, W, 3) uint8, a new array
-    """
-    array = _check_image(image)
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise InputError(f"add_label needs an RGB image (H, W, 3), got {array.shape}")
-    canvas = Image.fromarray(array.copy())
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default()
-    if box_color is not None:
-        left, top, right, bottom = draw.textbbox(position, str(text), font=font)
-        draw.rectangle((left - 2, top - 2, right + 1, bottom + 1), fill=tuple(box_color))
-    draw.text(position, str(text), fill=tuple(color), font=font)
-    return np.asarray(canvas).copy()

@@ -1,9 +1,11 @@
 """Synthetic RGB training images of grasps: a random camera, a HACO-style hand–object crop, random appearance.
 
-Each :class:`~haco_grasp.data.grasp.Grasp` is rendered with the package's numpy rasteriser
-(:mod:`haco_grasp.viz.render`, no GPU or OpenGL) into a square RGB crop around the hand and the object, as HACO's
-data loaders feed its network (the HACO reference, §1 and §6 "Crop"), together with every annotation a
-contact-estimation training stack needs: the crop's camera, 2D/3D joints, masks, depth and the 778 contact labels.
+Each :class:`~haco_grasp.data.grasp.Grasp` is rendered on the CPU (no GPU or OpenGL) by open3d ray casting
+(:mod:`haco_grasp.viz.raycast`, ``ImageConfig.renderer = "raycast"``, the default) or by the package's numpy
+rasteriser (:mod:`haco_grasp.viz.render`, ``"raster"``, the reference) into a square RGB crop around the hand and
+the object, as HACO's data loaders feed its network (the HACO reference, §1 and §6 "Crop"), together with every
+annotation a contact-estimation training stack needs: the crop's camera, 2D/3D joints, masks, depth and the 778
+contact labels.
 
 Camera model
 ------------
@@ -49,11 +51,12 @@ sharper than 30 degrees (boxes keep flat sides, cylinders look round). Light: La
 (``ambient_range``), a directional light near a camera headlight, jittered by ``light_jitter``. Background
 (``background``): ``"random"`` picks one procedural texture per image among ``"gradient"`` (linear two- or
 three-stop ramp), ``"noise"`` (multi-octave value noise between random colours), ``"checker"`` (rotated
-checkerboard), ``"blobs"`` (soft random ellipses over a base colour), adds grain (``background_grain``); each kind
-can also be asked for by name; ``"plain"`` is one constant colour (``plain_color``, or a random colour per image
-when None). Anti-aliasing: ``supersample`` x ``supersample`` samples per pixel; masks and depth are sampled at the
-pixel centres. Augmentations of the HACO training recipe (scale, rotation, colour, noise, blur, low resolution;
-HACO reference §5) are *not* applied here: they belong to the training loader.
+checkerboard), ``"blobs"`` (soft random ellipses over a base colour; all in :mod:`haco_grasp.data.backgrounds`),
+adds grain (``background_grain``); each kind can also be asked for by name; ``"plain"`` is one constant colour
+(``plain_color``, or a random colour per image when None). Anti-aliasing: ``supersample`` x ``supersample`` samples
+per pixel (every pixel with ``"raster"``, pixels at silhouettes and occlusion edges with ``"raycast"``); masks and
+depth are sampled at the pixel centres. Augmentations of the HACO training recipe (scale, rotation, colour, noise,
+blur, low resolution; HACO reference §5) are *not* applied here: they belong to the training loader.
 
 Randomness: ``render_grasp_image(grasp, rng_or_seed)`` is deterministic for an int seed. ``render_grasp_images``
 and ``write_image_dataset`` give image ``i`` its own stream ``SeedSequence(seed).spawn(n)[i]``, so an image does
@@ -88,18 +91,28 @@ The generic "images + box + 778 contact labels" format read by the HACO training
         hand_pixels       (N,) int64, visible hand pixels in the crop
         obj_pixels        (N,) int64, visible object pixels in the crop
 
-Speed (256 x 256, synthetic hand + procedural object, numpy on one core of a loaded 2-core machine): about
-0.2-0.3 s per image with the default ``supersample=2`` (most of it the final render; the view candidates cost
-about 15 ms each, usually one or two are needed), about 0.1 s with ``supersample=1``.
+Renderers
+---------
+Both renderers see the same views (view selection draws from the random stream identically and scores views on
+pixel-centre depth and masks, which agree to about 1e-6 m), the same appearance draws and backgrounds; they differ
+only in anti-aliasing (see :mod:`haco_grasp.viz.raycast`). ``tests/viz/test_raycast.py`` holds them to mask IoU
+>= 0.98 and a mean colour difference under one grey level on several grasps.
 
-Length: over 600 lines because camera, crop, appearance, rasterising and the dataset writer are one pipeline
+Speed (256 x 256, ``supersample=2``, synthetic hand + procedural object, one process on a 2-core machine shared
+with other jobs; ``benchmarks/render_speed.py``): ray casting about 25-30 images/s (35-40 ms each: one ray per
+pixel, edge pixels 2 x 2, backgrounds about 10 ms); the rasteriser about 3-5 images/s (0.2-0.3 s each).
+
+Length: over 600 lines because camera, crop, view selection, appearance and the dataset writer are one pipeline
 whose steps share :class:`ImageConfig` and the camera conventions stated above (about a hundred lines of it
-are that statement and the documentation of the written format).
+are that statement and the documentation of the written format). The renderers
+(:mod:`haco_grasp.viz.render`, :mod:`haco_grasp.viz.raycast`) and the backgrounds
+(:mod:`haco_grasp.data.backgrounds`) live in their own modules.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -113,10 +126,11 @@ import numpy as np
 
 from haco_grasp.arrays import to_numpy
 from haco_grasp.atomic import atomic_open, atomic_write_bytes
+from haco_grasp.data.backgrounds import BACKGROUND_KINDS, procedural_background, random_color
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
 from haco_grasp.viz.colormap import OBJECT_PALETTE, SKIN
-from haco_grasp.viz.render import Camera, MeshLayer, render, save_png
+from haco_grasp.viz.render import Camera, MeshLayer, RenderResult, render, save_png
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +147,6 @@ SKIN_TONES: tuple[tuple[float, float, float], ...] = (
     (0.36, 0.25, 0.18),
 )
 
-#: Procedural background kinds drawn by ``background="random"``.
-BACKGROUND_KINDS: tuple[str, ...] = ("gradient", "noise", "checker", "blobs")
 _BACKGROUND_CHOICES: tuple[str, ...] = ("random", "plain", *BACKGROUND_KINDS)
 # Crease angle above which object vertices are split for shading (sharp box edges stay sharp).
 _CREASE_ANGLE_RAD = math.radians(30.0)
@@ -142,6 +154,11 @@ _CREASE_ANGLE_RAD = math.radians(30.0)
 _VISIBILITY_TOLERANCE_M = 0.004
 # Light direction used before jitter, camera frame, from the scene towards the light (above-left of the camera).
 _BASE_LIGHT_CAMERA = np.array([-0.3, -0.5, -1.0]) / np.linalg.norm([-0.3, -0.5, -1.0])
+#: Renderers of ``ImageConfig.renderer``: open3d ray casting (fast, default) and the numpy rasteriser (reference).
+RENDERERS: tuple[str, ...] = ("raycast", "raster")
+# Crease-split object meshes by canonical mesh (see _crease_split); a few objects are reused across many grasps.
+_SPLIT_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+_SPLIT_CACHE_SIZE = 64
 
 
 @dataclass
@@ -173,6 +190,9 @@ class ImageConfig:
     light_jitter: std of the Gaussian perturbation of the (unit) headlight direction; 0 = fixed headlight.
     ambient_range: range of the ambient share of the Lambert + ambient shading, within [0, 1].
     supersample: samples per pixel along each axis for anti-aliasing (1 to 8).
+    renderer: "raycast" (open3d ray casting, :mod:`haco_grasp.viz.raycast`; anti-aliases edge pixels only) or
+        "raster" (the numpy rasteriser :mod:`haco_grasp.viz.render`, the reference; 5-10x slower). Both give the
+        same views, masks and depth (tests/viz/test_raycast.py compares them).
     """
 
     size: int = 256
@@ -198,6 +218,7 @@ class ImageConfig:
     light_jitter: float = 0.5
     ambient_range: tuple[float, float] = (0.25, 0.55)
     supersample: int = 2
+    renderer: str = "raycast"
 
     def __post_init__(self) -> None:
         for name in ("size", "max_view_tries", "candidate_size", "supersample"):
@@ -240,6 +261,8 @@ class ImageConfig:
             raise InputError(
                 f"ImageConfig.background must be one of {', '.join(_BACKGROUND_CHOICES)}, got {self.background!r}"
             )
+        if self.renderer not in RENDERERS:
+            raise InputError(f"ImageConfig.renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
         if self.plain_color is not None:
             self.plain_color = tuple(_check_colors([self.plain_color], "ImageConfig.plain_color")[0])
         self.skin_tones = tuple(tuple(c) for c in _check_colors(self.skin_tones, "ImageConfig.skin_tones"))
@@ -337,6 +360,9 @@ class _Scene(NamedTuple):
     obj_verts: np.ndarray  # (Vo, 3) float64
     obj_faces: np.ndarray  # (Fo, 3) int64
     obj_corners: np.ndarray  # (8, 3) float64, object's canonical bounding box in the world frame
+    obj_canonical: np.ndarray  # (Vo, 3) float64, object vertices in its canonical frame
+    obj_rotation: np.ndarray  # (3, 3) float64, canonical -> world
+    obj_translation: np.ndarray  # (3,) float64, metres
     contact_centroids: np.ndarray  # (P, 3) float64, centroids of the hand faces touching a contact vertex
     contact_area: np.ndarray  # (P,) float64, their areas, m^2
     side: str
@@ -399,6 +425,9 @@ def _scene(grasp: Grasp) -> _Scene:
         obj_verts=canonical @ rotation.T + translation,
         obj_faces=obj_faces,
         obj_corners=corners @ rotation.T + translation,
+        obj_canonical=canonical,
+        obj_rotation=rotation,
+        obj_translation=translation,
         contact_centroids=contact_triangles.mean(axis=1),
         contact_area=0.5 * np.linalg.norm(np.cross(edge_1, edge_2), axis=1),
         side=grasp.side,
@@ -501,23 +530,90 @@ def _sample_view(
     return _View(K_full=K_full, R=R, t=t, crop_box=crop_box, params=params)
 
 
+def _crease_split(canonical: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Object mesh with vertices split at creases sharper than 30 degrees (cached per canonical mesh).
+
+    The split depends only on angles between faces, so it is computed once per object in its canonical frame
+    (synthetic datasets reuse a few objects over thousands of grasps) and moved to the world by the caller.
+
+    Args:
+        canonical: (Vo, 3) float64 canonical vertices, metres.
+        faces: (Fo, 3) int64.
+
+    Returns:
+        split vertices (Vs, 3) float64 canonical frame, split faces (Fo, 3) int64.
+    """
+    key = hashlib.sha1(canonical.tobytes() + faces.tobytes()).hexdigest()
+    cached = _SPLIT_CACHE.get(key)
+    if cached is None:
+        import trimesh
+
+        mesh = trimesh.Trimesh(vertices=canonical, faces=faces, process=False)
+        split = trimesh.graph.smooth_shade(mesh, angle=_CREASE_ANGLE_RAD)
+        cached = (np.asarray(split.vertices, dtype=np.float64), np.asarray(split.faces, dtype=np.int64))
+        if len(_SPLIT_CACHE) >= _SPLIT_CACHE_SIZE:
+            _SPLIT_CACHE.pop(next(iter(_SPLIT_CACHE)))
+        _SPLIT_CACHE[key] = cached
+    return cached
+
+
 def _layers(
     scene: _Scene, skin: Any = SKIN, obj_color: Any = OBJECT_PALETTE[0], smooth_object: bool = False
 ) -> list[MeshLayer]:
     """Hand (layer 0) and object (layer 1); ``smooth_object`` splits object vertices at sharp creases."""
     hand = MeshLayer(scene.hand_verts, scene.hand_faces, skin)
     if smooth_object:
-        import trimesh
-
-        mesh = trimesh.Trimesh(vertices=scene.obj_verts, faces=scene.obj_faces, process=False)
-        split = trimesh.graph.smooth_shade(mesh, angle=_CREASE_ANGLE_RAD)
-        obj = MeshLayer(np.asarray(split.vertices), np.asarray(split.faces), obj_color)
+        split_verts, split_faces = _crease_split(scene.obj_canonical, scene.obj_faces)
+        world = split_verts @ scene.obj_rotation.T + scene.obj_translation  # (Vs, 3)
+        obj = MeshLayer(world, split_faces, obj_color)
     else:
         obj = MeshLayer(scene.obj_verts, scene.obj_faces, obj_color)
     return [hand, obj]
 
 
-def _view_visibility(scene: _Scene, layers: list[MeshLayer], view: _View, size: int) -> tuple[float, float]:
+class _SceneRenderer:
+    """Renders one grasp's hand and object with the configured renderer (``ImageConfig.renderer``).
+
+    ``"raycast"`` builds one open3d ray-casting structure for the grasp and reuses it for every candidate view and
+    the final image; ``"raster"`` calls the numpy rasteriser each time (the reference).
+    """
+
+    def __init__(self, scene: _Scene, renderer: str) -> None:
+        self.scene = scene
+        self.renderer = renderer
+        if renderer == "raycast":
+            from haco_grasp.viz.raycast import RaycastRenderer  # lazy: open3d
+
+            self._raycaster = RaycastRenderer(_layers(scene, smooth_object=True))
+        else:
+            self._candidate_layers = _layers(scene)
+
+    def depth_and_mask(self, camera: Camera) -> RenderResult:
+        """Unshaded render at the pixel centres (depth, layer mask), for scoring views."""
+        if self.renderer == "raycast":
+            return self._raycaster.render(camera, supersample=1, shade=False)
+        return render(self._candidate_layers, camera, supersample=1)
+
+    def final(
+        self, camera: Camera, skin: np.ndarray, obj_color: np.ndarray, background: np.ndarray, light_world: np.ndarray,
+        ambient: float, supersample: int,
+    ) -> RenderResult:  # fmt: skip
+        """The shaded, anti-aliased image with its depth and masks."""
+        if self.renderer == "raycast":
+            return self._raycaster.with_colors([skin, obj_color]).render(
+                camera, background=background, light_dir=light_world, ambient=ambient, supersample=supersample
+            )
+        return render(
+            _layers(self.scene, skin, obj_color, smooth_object=True),
+            camera,
+            background=background,
+            light_dir=light_world,
+            ambient=ambient,
+            supersample=supersample,
+        )
+
+
+def _view_visibility(scene: _Scene, renderer: _SceneRenderer, view: _View, size: int) -> tuple[float, float]:
     """(visible hand fraction of the crop, visible area fraction of the contact faces) at ``size`` pixels.
 
     A contact face counts as visible when its centroid projects into the crop and is no more than
@@ -525,7 +621,7 @@ def _view_visibility(scene: _Scene, layers: list[MeshLayer], view: _View, size: 
     of ``size``, unlike counting the faces that win a pixel).
     """
     camera = Camera(crop_intrinsics(view.K_full, view.crop_box, size), view.R, view.t, size, size)
-    result = render(layers, camera, supersample=1)
+    result = renderer.depth_and_mask(camera)
     hand_fraction = float((result.mask == 0).mean())
     if scene.contact_area.sum() <= 0.0:
         return hand_fraction, 1.0
@@ -538,18 +634,17 @@ def _view_visibility(scene: _Scene, layers: list[MeshLayer], view: _View, size: 
     return hand_fraction, float(scene.contact_area[visible].sum() / scene.contact_area.sum())
 
 
-def _choose_view(scene: _Scene, rng: np.random.Generator, cfg: ImageConfig) -> _View:
+def _choose_view(scene: _Scene, renderer: _SceneRenderer, rng: np.random.Generator, cfg: ImageConfig) -> _View:
     """First candidate view passing the visibility tests (see the module docstring), else the best one tried."""
     frame = _hand_frame(scene.joints, scene.side)
     points = np.concatenate([scene.joints, scene.obj_corners])
     centre = 0.5 * (points.min(axis=0) + points.max(axis=0))
-    layers = _layers(scene)
     best: tuple[tuple[bool, float, float], _View] | None = None
     for _ in range(cfg.max_view_tries):
         view = _sample_view(scene, frame, centre, rng, cfg)
         if view is None:
             continue
-        hand_fraction, contact_fraction = _view_visibility(scene, layers, view, cfg.candidate_size)
+        hand_fraction, contact_fraction = _view_visibility(scene, renderer, view, cfg.candidate_size)
         enough_hand = hand_fraction >= cfg.min_hand_fraction and hand_fraction > 0.0
         if enough_hand and contact_fraction >= cfg.min_visible_contact:
             view.params.update(hand_fraction=hand_fraction, visible_contact=contact_fraction)
@@ -573,74 +668,8 @@ def _choose_view(scene: _Scene, rng: np.random.Generator, cfg: ImageConfig) -> _
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Backgrounds
+# Appearance
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _interpolation_matrix(cells: int, size: int) -> np.ndarray:
-    """(size, cells + 1) linear interpolation weights from a coarse grid of cells + 1 knots to size samples."""
-    position = (np.arange(size) + 0.5) / size * cells
-    low = np.minimum(np.floor(position).astype(np.int64), cells - 1)
-    frac = position - low
-    weights = np.zeros((size, cells + 1))
-    weights[np.arange(size), low] = 1.0 - frac
-    weights[np.arange(size), low + 1] = frac
-    return weights
-
-
-def _value_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
-    """(size, size, channels) smooth noise in [0, 1]: a random (cells+1)^2 grid, bilinearly upsampled."""
-    grid = rng.random((cells + 1, cells + 1, channels))
-    weights = _interpolation_matrix(cells, size)
-    return np.stack([weights @ grid[:, :, c] @ weights.T for c in range(channels)], axis=-1)  # (size, size, C)
-
-
-def _random_color(rng: np.random.Generator) -> np.ndarray:
-    return rng.random(3) ** rng.uniform(0.6, 1.6)
-
-
-def _procedural_background(kind: str, rng: np.random.Generator, size: int, grain: float) -> np.ndarray:
-    """(size, size, 3) float64 background in [0, 1] of the given procedural kind."""
-    ys, xs = np.mgrid[0:size, 0:size] / max(size - 1, 1)
-    if kind == "gradient":
-        angle = rng.uniform(0.0, 2.0 * math.pi)
-        ramp = xs * math.cos(angle) + ys * math.sin(angle)
-        ramp = (ramp - ramp.min()) / max(np.ptp(ramp), 1e-9)
-        stops = [_random_color(rng) for _ in range(int(rng.integers(2, 4)))]
-        positions = np.linspace(0.0, 1.0, len(stops))
-        image = np.stack([np.interp(ramp, positions, [s[c] for s in stops]) for c in range(3)], axis=-1)
-    elif kind == "noise":
-        octaves = [(int(cells), 0.5**k) for k, cells in enumerate(rng.integers(2, 6) * 2 ** np.arange(4))]
-        field = sum(amplitude * _value_noise(rng, size, cells, 1)[..., 0] for cells, amplitude in octaves)
-        field = (field - field.min()) / max(np.ptp(field), 1e-9)
-        low, high = _random_color(rng), _random_color(rng)
-        tint = 0.25 * (_value_noise(rng, size, int(rng.integers(2, 5)), 3) - 0.5)
-        image = low + field[..., None] * (high - low) + tint
-    elif kind == "checker":
-        angle = rng.uniform(0.0, math.pi)
-        period = rng.uniform(0.04, 0.3)
-        u = (xs * math.cos(angle) + ys * math.sin(angle)) / period
-        v = (-xs * math.sin(angle) + ys * math.cos(angle)) / period
-        parity = (np.floor(u) + np.floor(v)) % 2.0
-        first, second = _random_color(rng), _random_color(rng)
-        image = np.where(parity[..., None] > 0.5, first, second)
-    elif kind == "blobs":
-        image = np.broadcast_to(_random_color(rng), (size, size, 3)).copy()
-        for _ in range(int(rng.integers(3, 13))):
-            cx, cy = rng.uniform(-0.1, 1.1, size=2)
-            ax, ay = rng.uniform(0.05, 0.45, size=2)
-            angle = rng.uniform(0.0, math.pi)
-            du, dv = xs - cx, ys - cy
-            radius = np.hypot(
-                (du * math.cos(angle) + dv * math.sin(angle)) / ax, (-du * math.sin(angle) + dv * math.cos(angle)) / ay
-            )
-            alpha = np.clip((1.0 - radius) / rng.uniform(0.05, 0.6), 0.0, 1.0)[..., None]
-            image = image * (1.0 - alpha) + alpha * _random_color(rng)
-    else:  # pragma: no cover - kinds are validated by ImageConfig
-        raise InputError(f"unknown background kind {kind!r}; expected one of {', '.join(BACKGROUND_KINDS)}")
-    if grain > 0.0:
-        image = image + rng.normal(0.0, grain, size=image.shape)
-    return np.clip(image, 0.0, 1.0)
 
 
 def _background(rng: np.random.Generator, cfg: ImageConfig) -> tuple[np.ndarray, str]:
@@ -649,10 +678,10 @@ def _background(rng: np.random.Generator, cfg: ImageConfig) -> tuple[np.ndarray,
     if kind == "random":
         kind = BACKGROUND_KINDS[int(rng.integers(len(BACKGROUND_KINDS)))]
     if kind == "plain":
-        color = np.asarray(cfg.plain_color) if cfg.plain_color is not None else _random_color(rng)
+        color = np.asarray(cfg.plain_color) if cfg.plain_color is not None else random_color(rng)
         image = np.broadcast_to(color, (cfg.size, cfg.size, 3))
     else:
-        image = _procedural_background(kind, rng, cfg.size, rng.uniform(*cfg.background_grain))
+        image = procedural_background(kind, rng, cfg.size, rng.uniform(*cfg.background_grain))
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8), kind
 
 
@@ -702,7 +731,8 @@ def render_grasp_image(
     cfg = _check_config(config)
     rng = _as_rng(rng_or_seed)
     scene = _scene(grasp)
-    view = _choose_view(scene, rng, cfg)
+    renderer = _SceneRenderer(scene, cfg.renderer)
+    view = _choose_view(scene, renderer, rng, cfg)
 
     skin = _jitter(rng, cfg.skin_tones, cfg.skin_jitter)
     obj_color = _jitter(rng, cfg.object_palette, cfg.object_color_jitter)
@@ -714,14 +744,7 @@ def render_grasp_image(
 
     K = crop_intrinsics(view.K_full, view.crop_box, cfg.size)
     camera = Camera(K=K, R=view.R, t=view.t, width=cfg.size, height=cfg.size)
-    result = render(
-        _layers(scene, skin, obj_color, smooth_object=True),
-        camera,
-        background=background,
-        light_dir=view.R.T @ light_camera,
-        ambient=ambient,
-        supersample=cfg.supersample,
-    )
+    result = renderer.final(camera, skin, obj_color, background, view.R.T @ light_camera, ambient, cfg.supersample)
     joints_cam = scene.joints @ view.R.T + view.t
     params = dict(view.params)
     params.update(

@@ -9,6 +9,7 @@ import trimesh
 
 from haco_grasp.errors import InputError
 from haco_grasp.geometry.mesh import boundary_loops, cap_boundary, face_normals, is_watertight, vertex_normals
+from tests.helpers import assert_close
 
 
 def _naive_face_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -49,11 +50,11 @@ def test_face_normals_match_naive_and_batch(sphere):
     faces = torch.as_tensor(sphere.faces)
     expected = _naive_face_normals(verts, sphere.faces)
     got = face_normals(torch.as_tensor(verts), faces)
-    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+    assert_close(got, expected, atol=1e-12, rtol=1e-7)
     batch = torch.stack([torch.as_tensor(verts), torch.as_tensor(verts * 2.0)])
     got_batch = face_normals(batch, faces)
     assert got_batch.shape == (2, len(faces), 3)
-    np.testing.assert_allclose(got_batch[1].numpy(), expected, atol=1e-12)  # scaling keeps directions
+    assert_close(got_batch[1], expected, atol=1e-12, rtol=1e-7)  # scaling keeps directions
 
 
 def test_zero_area_faces_give_zero_normals_without_nan():
@@ -61,7 +62,7 @@ def test_zero_area_faces_give_zero_normals_without_nan():
     faces = torch.tensor([[0, 1, 2], [0, 1, 3], [1, 1, 2]])  # 2nd collinear, 3rd repeated vertex
     verts.requires_grad_(True)
     normals = face_normals(verts, faces)
-    np.testing.assert_allclose(normals.detach().numpy(), [[0, 0, 1], [0, 0, 0], [0, 0, 0]], atol=1e-15)
+    assert_close(normals, [[0, 0, 1], [0, 0, 0], [0, 0, 0]], atol=1e-15, rtol=1e-7)
     vnormals = vertex_normals(verts, faces)
     assert torch.all(vnormals[4] == 0)  # isolated vertex
     (normals.sum() + vnormals.sum()).backward()
@@ -72,12 +73,12 @@ def test_vertex_normals_match_naive_and_point_outward(sphere):
     rng = np.random.default_rng(1)
     verts = sphere.vertices * rng.uniform(0.95, 1.05, size=(len(sphere.vertices), 1))
     got = vertex_normals(torch.as_tensor(verts), torch.as_tensor(sphere.faces)).numpy()
-    np.testing.assert_allclose(got, _naive_vertex_normals(verts, sphere.faces), atol=1e-12)
+    assert_close(got, _naive_vertex_normals(verts, sphere.faces), atol=1e-12, rtol=1e-7)
     radial = sphere.vertices / np.linalg.norm(sphere.vertices, axis=1, keepdims=True)
     assert np.min(np.sum(got * radial, axis=1)) > 0.9
     batch = vertex_normals(torch.as_tensor(np.stack([verts, -verts])), torch.as_tensor(sphere.faces)).numpy()
-    np.testing.assert_allclose(batch[0], got, atol=1e-12)
-    np.testing.assert_allclose(batch[1], got, atol=1e-12)  # (-b + a) x (-c + a) = (b - a) x (c - a)
+    assert_close(batch[0], got, atol=1e-12, rtol=1e-7)
+    assert_close(batch[1], got, atol=1e-12, rtol=1e-7)  # (-b + a) x (-c + a) = (b - a) x (c - a)
 
 
 def test_vertex_normals_gradcheck():

@@ -72,16 +72,17 @@ __all__ = [
 class AugmentConfig:
     """Augmentation settings (defaults: HACO's training values; haco.md §5).
 
-    size: output side in pixels (256).
-    scale_factor: scale = 1 + scale_factor·clip(N(0, 1), ±1).
-    rotation_factor_deg: rotation = rotation_factor_deg·clip(N(0, 1), ±2) with probability ``rotation_prob``.
-    rotation_prob: probability of a rotation.
-    color_factor: per-channel factor U[1 − color_factor, 1 + color_factor].
-    translation_factor: shift = translation_factor·clip(N(0, 1), ±1) of the full image width / height.
-    extreme_crop_prob, extreme_crop_level: probability and level of the extreme crop.
-    noise_prob, noise_sigma: probability and σ ([0, 1] units) of the Gaussian noise.
-    blur_prob, blur_kernels: probability and kernel lengths of the motion blur.
-    lowres_prob, lowres_range: probability and down-scale range of the low-resolution step.
+    Attributes:
+        size: output side in pixels (256).
+        scale_factor: scale = 1 + scale_factor·clip(N(0, 1), ±1).
+        rotation_factor_deg: rotation = rotation_factor_deg·clip(N(0, 1), ±2) with probability ``rotation_prob``.
+        rotation_prob: probability of a rotation.
+        color_factor: per-channel factor U[1 − color_factor, 1 + color_factor].
+        translation_factor: shift = translation_factor·clip(N(0, 1), ±1) of the full image width / height.
+        extreme_crop_prob, extreme_crop_level: probability and level of the extreme crop.
+        noise_prob, noise_sigma: probability and σ ([0, 1] units) of the Gaussian noise.
+        blur_prob, blur_kernels: probability and kernel lengths of the motion blur.
+        lowres_prob, lowres_range: probability and down-scale range of the low-resolution step.
     """
 
     size: int = 256
@@ -104,14 +105,18 @@ class AugmentConfig:
 class AugmentParams:
     """One draw of the augmentation parameters (identity: :meth:`identity`).
 
-    scale: box scale factor; rotation_deg: content rotation, degrees (counter-clockwise positive)
-    translation: (2,) shift of the box centre as fractions of the full image width / height
-    crop_fraction: (2,) relative width / height of the extreme-crop sub-box (1, 1 = no crop)
-    crop_offset: (2,) position of the sub-box inside the box, each in [0, 1]
-    color: (3,) per-channel factors
-    noise_seed: seed of the Gaussian noise, or None for no noise; noise_sigma: its σ, [0, 1] units
-    blur_kernel: motion-blur length (0 = none); blur_angle_deg: its direction
-    lowres_scale: down-scale factor of the low-resolution step, or None
+    Attributes:
+        scale: box scale factor
+        rotation_deg: content rotation, degrees (counter-clockwise positive)
+        translation: (2,) shift of the box centre as fractions of the full image width / height
+        crop_fraction: (2,) relative width / height of the extreme-crop sub-box (1, 1 = no crop)
+        crop_offset: (2,) position of the sub-box inside the box, each in [0, 1]
+        color: (3,) per-channel factors
+        noise_seed: seed of the Gaussian noise, or None for no noise
+        noise_sigma: σ of that noise, [0, 1] units
+        blur_kernel: motion-blur length (0 = none)
+        blur_angle_deg: direction of the motion blur, degrees
+        lowres_scale: down-scale factor of the low-resolution step, or None
     """
 
     scale: float = 1.0
@@ -142,9 +147,12 @@ class AugmentedCrop(NamedTuple):
 def sample_augment_params(rng: np.random.Generator, config: AugmentConfig | None = None) -> AugmentParams:
     """Draw one set of augmentation parameters.
 
-    rng: numpy Generator (seeded by the caller)
-    config: AugmentConfig; None for HACO's values
-    returns: AugmentParams
+    Args:
+        rng: numpy Generator (seeded by the caller)
+        config: AugmentConfig; None for HACO's values
+
+    Returns:
+        AugmentParams
     """
     cfg = config or AugmentConfig()
     scale = 1.0 + cfg.scale_factor * float(np.clip(rng.standard_normal(), -1.0, 1.0))
@@ -192,11 +200,14 @@ def _check_box(box: Any) -> np.ndarray:
 def crop_transform(box: Any, size: int, image_size: tuple[int, int], params: AugmentParams | None = None) -> np.ndarray:
     """Affine map from source pixels to crop pixels for a box and augmentation parameters.
 
-    box: (4,) (x0, y0, x1, y1) box, source pixels (module docstring: (x0, y0) is sampled by crop pixel (0, 0))
-    size: S, the output side in pixels
-    image_size: (width, height) of the source image (the translation is a fraction of it)
-    params: AugmentParams (None: identity, the plain anisotropic warp of the box onto S×S)
-    returns: (2, 3) float64 A with crop = A @ [x, y, 1]
+    Args:
+        box: (4,) (x0, y0, x1, y1) box, source pixels (module docstring: (x0, y0) is sampled by crop pixel (0, 0))
+        size: S, the output side in pixels
+        image_size: (width, height) of the source image (the translation is a fraction of it)
+        params: AugmentParams (None: identity, the plain anisotropic warp of the box onto S×S)
+
+    Returns:
+        (2, 3) float64 A with crop = A @ [x, y, 1]
     """
     x0, y0, x1, y1 = _check_box(box)
     p = params or AugmentParams.identity()
@@ -221,9 +232,12 @@ def crop_transform(box: Any, size: int, image_size: tuple[int, int], params: Aug
 def transform_points(points: Any, affine: np.ndarray) -> np.ndarray:
     """Apply a (2, 3) affine map to 2D points (row vectors).
 
-    points: (P, 2) float, source pixels
-    affine: (2, 3) map
-    returns: (P, 2) float64, crop pixels
+    Args:
+        points: (P, 2) float, source pixels
+        affine: (2, 3) map
+
+    Returns:
+        (P, 2) float64, crop pixels
     """
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2:
@@ -247,10 +261,13 @@ def _image_tensor(image: Any) -> Tensor:
 def warp_image(image: Any, affine: np.ndarray, size: int) -> Tensor:
     """Bilinear warp of an image into an S×S crop (zero outside the source).
 
-    image: (H, W, 3) uint8 (0–255) or float ([0, 1]) array, or (3, H, W) tensor
-    affine: (2, 3) map from source pixels to crop pixels (:func:`crop_transform`)
-    size: S
-    returns: (3, S, S) float32 in [0, 1]
+    Args:
+        image: (H, W, 3) uint8 (0–255) or float ([0, 1]) array, or (3, H, W) tensor
+        affine: (2, 3) map from source pixels to crop pixels (:func:`crop_transform`)
+        size: S
+
+    Returns:
+        (3, S, S) float32 in [0, 1]
     """
     source = _image_tensor(image)
     height, width = source.shape[1:]
@@ -270,10 +287,13 @@ def warp_image(image: Any, affine: np.ndarray, size: int) -> Tensor:
 def motion_blur(image: Tensor, length: int, angle_deg: float) -> Tensor:
     """Blur along a line of ``length`` pixels at ``angle_deg`` (a normalised line kernel, replicate padding).
 
-    image: (3, H, W) float
-    length: odd kernel size >= 1
-    angle_deg: direction of the motion, degrees
-    returns: (3, H, W) float
+    Args:
+        image: (3, H, W) float
+        length: odd kernel size >= 1
+        angle_deg: direction of the motion, degrees
+
+    Returns:
+        (3, H, W) float
     """
     if length <= 1:
         return image
@@ -299,11 +319,14 @@ def augment_crop(
 ) -> AugmentedCrop:
     """Crop a box out of an image with HACO's augmentations (test time: ``params=None``).
 
-    image: (H, W, 3) uint8 (0–255) or float ([0, 1]) array, or (3, H, W) tensor
-    box: (4,) (x0, y0, x1, y1) box, source pixels (module docstring convention)
-    params: AugmentParams from :func:`sample_augment_params`; None for the plain crop
-    size: S
-    returns: AugmentedCrop(image (3, S, S) float in [0, 1], affine (2, 3))
+    Args:
+        image: (H, W, 3) uint8 (0–255) or float ([0, 1]) array, or (3, H, W) tensor
+        box: (4,) (x0, y0, x1, y1) box, source pixels (module docstring convention)
+        params: AugmentParams from :func:`sample_augment_params`; None for the plain crop
+        size: S
+
+    Returns:
+        AugmentedCrop(image (3, S, S) float in [0, 1], affine (2, 3))
     """
     p = params or AugmentParams.identity()
     source = _image_tensor(image)

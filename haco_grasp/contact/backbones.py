@@ -70,14 +70,15 @@ Normalization = Literal["imagenet", "none"]
 class BackboneSpec:
     """What the official HACO pipeline does around one backbone.
 
-    name: registry name (the official ``--backbone`` value, e.g. "resnet-50").
-    context_dim: C, the width of the context tokens (the decoder's cross-attention ``to_kv`` input width).
-    num_tokens: N, the number of context tokens for a 256 x 256 crop.
-    input_handling: how the 256 x 256 crop reaches the network, in words.
-    normalization: "imagenet" or "none", as applied by the official test loaders.
-    eval_threshold: the official ``get_contact_thres`` value for this backbone.
-    release_name: the ``<name>`` part of ``haco_final_<name>_checkpoint.ckpt``.
-    factory: builds the module; called with the keyword arguments given to :func:`create_backbone`.
+    Attributes:
+        name: registry name (the official ``--backbone`` value, e.g. "resnet-50").
+        context_dim: C, the width of the context tokens (the decoder's cross-attention ``to_kv`` input width).
+        num_tokens: N, the number of context tokens for a 256 x 256 crop.
+        input_handling: how the 256 x 256 crop reaches the network, in words.
+        normalization: "imagenet" or "none", as applied by the official test loaders.
+        eval_threshold: the official ``get_contact_thres`` value for this backbone.
+        release_name: the ``<name>`` part of ``haco_final_<name>_checkpoint.ckpt``.
+        factory: builds the module; called with the keyword arguments given to :func:`create_backbone`.
     """
 
     name: str
@@ -163,8 +164,11 @@ def create_backbone(name: str, **kwargs: Any) -> nn.Module:
 def normalize_images(images: Tensor, spec: BackboneSpec) -> Tensor:
     """Apply the official test-loader normalisation of ``spec`` to [0, 1] RGB images.
 
-    images: (B, 3, H, W) float RGB in [0, 1]
-    returns: (B, 3, H, W) float, (images - mean) / std with the spec's mean/std (unchanged for "none")
+    Args:
+        images: (B, 3, H, W) float RGB in [0, 1]
+
+    Returns:
+        (B, 3, H, W) float, (images - mean) / std with the spec's mean/std (unchanged for "none")
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise InputError(f"images: expected (B, 3, H, W), got {tuple(images.shape)}")

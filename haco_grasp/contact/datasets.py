@@ -20,6 +20,8 @@ Implemented here
 - :class:`SyntheticContactDataset`: synthetic grasps (:func:`haco_grasp.data.synthetic.generate_grasps`) rendered
   with random views, generated once into a cache folder (``grasps/chunk_XXXX.npz`` + ``views/chunk_XXXX/`` image
   folders) and then read like an image folder; or rendered on the fly (``render_on_the_fly=True``).
+- :class:`ShardedContactDataset`: crops + labels of a dataset prepared by ``haco-grasp prepare-data``
+  (:mod:`haco_grasp.data.shards`), memory-mapped per shard, split by object.
 - :class:`DexYCBContactDataset`: DexYCB frames (:class:`haco_grasp.data.dexycb.DexYCB`): the image is the
   ``color_file``, the box HACO's ``bbox_ho`` (tight box of the 2D joints and the projected 8 corners of the grasped
   object's 3D bounding box, enlarged 1.3× about its centre, warped anisotropically), the labels
@@ -72,6 +74,7 @@ __all__ = [
     "DexYCBContactDataset",
     "ImageFolderContactDataset",
     "Normalization",
+    "ShardedContactDataset",
     "SyntheticContactDataset",
     "enlarged_box",
     "load_grasps",
@@ -261,9 +264,12 @@ _GRASP_ARRAYS = tuple(f.name for f in fields(Grasp) if f.name not in ("object_na
 def save_grasps(grasps: Sequence[Grasp], path: str | os.PathLike[str]) -> Path:
     """Write grasps to one ``.npz`` (no pickle): arrays as ``<i>/<field>``, strings and meta as JSON.
 
-    grasps: sequence of Grasp
-    path: destination ``.npz``
-    returns: the written path
+    Args:
+        grasps: sequence of Grasp
+        path: destination ``.npz``
+
+    Returns:
+        the written path
     """
     arrays: dict[str, np.ndarray] = {}
     header = []
@@ -281,8 +287,11 @@ def save_grasps(grasps: Sequence[Grasp], path: str | os.PathLike[str]) -> Path:
 def load_grasps(path: str | os.PathLike[str]) -> list[Grasp]:
     """Read grasps written by :func:`save_grasps`.
 
-    path: the ``.npz`` file
-    returns: list of Grasp
+    Args:
+        path: the ``.npz`` file
+
+    Returns:
+        list of Grasp
     """
     source = Path(path)
     if not source.is_file():
@@ -442,15 +451,100 @@ def _object_filter(names: Sequence[str], include: Sequence[str] | None, exclude:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# prepared shards (haco-grasp prepare-data)
+
+
+class ShardedContactDataset(_CropDataset):
+    """HACO crops of one split of a prepared shard dataset (:mod:`haco_grasp.data.shards`), memory-mapped.
+
+    Only the (N, 778) labels are held in memory (for :meth:`labels`, the statistics and the balanced sampler);
+    each crop is read from its shard's memory-mapped ``haco_images.npy`` on access. Needs numpy and torch only (no
+    open3d, no renderer): the GPU training path.
+
+    Args:
+        roots: a dataset root or a list of them (concatenated in order).
+        split: "train" or "test" (the split by object of ``prepare-data``).
+        train, augment, normalization, size, seed: as :class:`ImageFolderContactDataset`.
+        objects / exclude_objects: further filters by object name (None: all of the split).
+    """
+
+    def __init__(
+        self,
+        roots: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        split: str = "train",
+        train: bool = False,
+        augment: AugmentConfig | None = None,
+        normalization: Normalization = IMAGENET_NORMALIZATION,
+        size: int = 256,
+        objects: Sequence[str] | None = None,
+        exclude_objects: Sequence[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        from haco_grasp.data.shards import ShardTable
+
+        super().__init__(train, augment, normalization, size, seed)
+        folders = [Path(roots)] if isinstance(roots, (str, os.PathLike)) else [Path(r) for r in roots]
+        if not folders:
+            raise InputError("roots must name at least one prepared dataset")
+        self.tables = [ShardTable.open(folder, split, "crops") for folder in folders]
+        rows: list[tuple[int, int, int]] = []  # (table, shard, row)
+        labels, names, joints = [], [], []
+        for t, table in enumerate(self.tables):
+            for shard in range(len(table.folders)):
+                count = int(table.counts[shard])
+                if count == 0:
+                    continue
+                rows.extend((t, shard, r) for r in range(count))
+                labels.append(np.asarray(table.array(shard, "haco_contact"), dtype=np.float32))
+                joints.append(np.asarray(table.array(shard, "haco_joints_2d"), dtype=np.float64))
+                objects_of_grasp = np.asarray(table.array(shard, "grasp_objects"))
+                names.extend(str(objects_of_grasp[g]) for g in np.asarray(table.array(shard, "haco_grasp")))
+        keep = _object_filter(names, objects, exclude_objects)
+        self.split = split
+        self._rows = [r for r, k in zip(rows, keep, strict=True) if k]
+        self.object_names = [n for n, k in zip(names, keep, strict=True) if k]
+        self._labels = np.concatenate(labels)[keep] if labels else np.zeros((0, 778), np.float32)
+        self._joints = np.concatenate(joints)[keep] if joints else np.zeros((0, 21, 2))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def labels(self) -> np.ndarray:
+        """(N, 778) float32 contact labels."""
+        return self._labels
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index = index % len(self)
+        t, shard, row = self._rows[index]
+        table = self.tables[t]
+        image = np.array(table.array(shard, "haco_images")[row])  # (S, S, 3) uint8, one crop read from the map
+        height, width = image.shape[:2]
+        box = np.array([0.0, 0.0, width, height])
+        crop, joints = self._crop(image, box, index, self._joints[index])
+        return {
+            "image": crop,
+            "joints_2d": joints,
+            "contact": torch.from_numpy(self._labels[index].copy()),
+            "sample_id": f"{table.root.name}/{self.split}/{table.folders[shard].name}/{row:05d}",
+            "meta": {"index": index, "object_name": self.object_names[index], "source": "shards"},
+        }
+
+
+# --------------------------------------------------------------------------------------------------------------
 # DexYCB
 
 
 def enlarged_box(points: np.ndarray, factor: float = 1.3) -> np.ndarray:
     """Tight box of 2D points enlarged ``factor`` times about its centre (HACO's ``bbox_ho`` rule, not squared).
 
-    points: (P, 2) float pixels
-    factor: enlargement (HACO: 1.3 hand–object, 2.0 hand-only, 2.5 hand–scene)
-    returns: (4,) float64 (x0, y0, x1, y1)
+    Args:
+        points: (P, 2) float pixels
+        factor: enlargement (HACO: 1.3 hand–object, 2.0 hand-only, 2.5 hand–scene)
+
+    Returns:
+        (4,) float64 (x0, y0, x1, y1)
     """
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] == 0:

@@ -54,7 +54,8 @@ __all__ = [
 def _attend(q: Tensor, k: Tensor, v: Tensor, heads: int, scale: float) -> Tensor:
     """Multi-head softmax attention.
 
-    q: (B, Nq, heads * d), k and v: (B, Nk, heads * d) -> (B, Nq, heads * d)
+    Args:
+        q: (B, Nq, heads * d), k and v: (B, Nk, heads * d) -> (B, Nq, heads * d)
     """
     batch, n_query, inner = q.shape
     d = inner // heads
@@ -199,10 +200,11 @@ class ContactTransformerDecoderHead(nn.Module):
 class HacoOutput:
     """HACO's four outputs, all logits (apply a sigmoid for probabilities).
 
-    contact_logits: (B, 778) float, per MANO vertex.
-    contact_336_logits: (B, 336) float, ``contact_logits @ V_regressor_336.T``.
-    contact_84_logits: (B, 84) float, ``contact_logits @ V_regressor_84.T``.
-    contact_joint_logits: (B, 21) float, ``contact_logits @ joint_regressor.T`` (toolkit joint order).
+    Attributes:
+        contact_logits: (B, 778) float, per MANO vertex.
+        contact_336_logits: (B, 336) float, ``contact_logits @ V_regressor_336.T``.
+        contact_84_logits: (B, 84) float, ``contact_logits @ V_regressor_84.T``.
+        contact_joint_logits: (B, 21) float, ``contact_logits @ joint_regressor.T`` (toolkit joint order).
     """
 
     contact_logits: Tensor
@@ -215,12 +217,13 @@ class HacoOutput:
 class HacoConfig:
     """Everything needed to rebuild a HACO model around a state_dict (saved as JSON beside checkpoints).
 
-    backbone: registry name (:func:`haco_grasp.contact.backbones.list_backbones`).
-    decoder_dim, depth, heads, dim_head, mlp_dim: decoder sizes (official: 1024, 6, 8, 64, 1024).
-    hand: topology of the coarse regressors: "synthetic" or "mano".
-    tip_vertex_ids: fingertip vertices of the joint regressor (HACO 745/317/445/556/673).
-    backbone_kwargs: extra keyword arguments of the backbone factory (e.g. a reduced ``depth`` for tests).
-    threshold: probability threshold for binary contact; None uses the backbone's official eval threshold.
+    Attributes:
+        backbone: registry name (:func:`haco_grasp.contact.backbones.list_backbones`).
+        decoder_dim, depth, heads, dim_head, mlp_dim: decoder sizes (official: 1024, 6, 8, 64, 1024).
+        hand: topology of the coarse regressors: "synthetic" or "mano".
+        tip_vertex_ids: fingertip vertices of the joint regressor (HACO 745/317/445/556/673).
+        backbone_kwargs: extra keyword arguments of the backbone factory (e.g. a reduced ``depth`` for tests).
+        threshold: probability threshold for binary contact; None uses the backbone's official eval threshold.
     """
 
     backbone: str = "hamer"
@@ -287,9 +290,12 @@ class HACO(nn.Module):
     def forward(self, images: Tensor) -> HacoOutput:
         """Contact logits for a batch of crops.
 
-        images: (B, 3, 256, 256) float, the RGB crop in [0, 1] after the backbone's normalisation
-            (:func:`haco_grasp.contact.backbones.normalize_images`)
-        returns: HacoOutput of logits (B, 778), (B, 336), (B, 84), (B, 21)
+        Args:
+            images: (B, 3, 256, 256) float, the RGB crop in [0, 1] after the backbone's normalisation
+                (:func:`haco_grasp.contact.backbones.normalize_images`)
+
+        Returns:
+            HacoOutput of logits (B, 778), (B, 336), (B, 84), (B, 21)
         """
         return self.decode(self.backbone(images))
 

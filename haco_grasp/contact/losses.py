@@ -113,13 +113,14 @@ _EPS_LOG = 1e-8
 class BaselineParams:
     """Constants of the baseline losses (defaults from the papers that introduced them).
 
-    beta: effective-number β of ``cb``, ``cb-focal``, ``vcb``.
-    focal_gamma: γ of ``focal`` and ``cb-focal``.
-    focal_alpha: α of ``focal`` (weight of the positive class).
-    ldam_max_margin: the largest LDAM margin (given to the rarer class).
-    asl_gamma_pos, asl_gamma_neg, asl_clip: γ+, γ−, m of ``asymmetric``.
-    poly_epsilon: ε of ``poly``.
-    count_total: every count pair is rescaled to this sum (HACO: 1000).
+    Attributes:
+        beta: effective-number β of ``cb``, ``cb-focal``, ``vcb``.
+        focal_gamma: γ of ``focal`` and ``cb-focal``.
+        focal_alpha: α of ``focal`` (weight of the positive class).
+        ldam_max_margin: the largest LDAM margin (given to the rarer class).
+        asl_gamma_pos, asl_gamma_neg, asl_clip: γ+, γ−, m of ``asymmetric``.
+        poly_epsilon: ε of ``poly``.
+        count_total: every count pair is rescaled to this sum (HACO: 1000).
     """
 
     beta: float = 0.9999
@@ -145,10 +146,13 @@ def _check_beta(beta: float) -> None:
 def class_balanced_weights(counts: Tensor, beta: float = 0.9999, normalize_to: float = 1.0) -> Tensor:
     """Effective-number class weights w_c = (1 − β)/(1 − β^{n_c}), normalised per row to sum to ``normalize_to``.
 
-    counts: (L, 2) or (2,) float class counts ``[n_0, n_1]`` (positive)
-    beta: β in [0, 1)
-    normalize_to: row sum of the returned weights (VCB: 1; Cui et al.: number of classes, 2)
-    returns: (L, 2) or (2,) weights, same dtype and device as ``counts``
+    Args:
+        counts: (L, 2) or (2,) float class counts ``[n_0, n_1]`` (positive)
+        beta: β in [0, 1)
+        normalize_to: row sum of the returned weights (VCB: 1; Cui et al.: number of classes, 2)
+
+    Returns:
+        (L, 2) or (2,) weights, same dtype and device as ``counts``
     """
     _check_beta(beta)
     if counts.shape[-1:] != (2,):
@@ -174,14 +178,17 @@ def vcb_counts(
 ) -> np.ndarray:
     """HACO's per-epoch blended count table (steps 1–2 of the module docstring).
 
-    vertex_counts: (V, 2) raw or rescaled per-vertex counts ``[n_0, n_1]`` (rescaled to ``total`` here)
-    global_counts: (2,) raw or rescaled global counts (rescaled to ``total`` here)
-    epoch: current epoch e, 0-based
-    num_epochs: E; the blend factor is v = blend_max·e/(E − 1) (0 when E = 1)
-    blend_max: the final share of the per-vertex statistics (HACO: 0.3)
-    min_count: entries are clamped to at least this before the final renormalisation (HACO: 20)
-    total: the row sum (HACO: 1000)
-    returns: (V, 2) float64 blended counts, rows summing to ``total``
+    Args:
+        vertex_counts: (V, 2) raw or rescaled per-vertex counts ``[n_0, n_1]`` (rescaled to ``total`` here)
+        global_counts: (2,) raw or rescaled global counts (rescaled to ``total`` here)
+        epoch: current epoch e, 0-based
+        num_epochs: E; the blend factor is v = blend_max·e/(E − 1) (0 when E = 1)
+        blend_max: the final share of the per-vertex statistics (HACO: 0.3)
+        min_count: entries are clamped to at least this before the final renormalisation (HACO: 20)
+        total: the row sum (HACO: 1000)
+
+    Returns:
+        (V, 2) float64 blended counts, rows summing to ``total``
     """
     if not (isinstance(num_epochs, int) and num_epochs >= 1):
         raise InputError(f"num_epochs must be a positive int, got {num_epochs!r}")
@@ -207,13 +214,17 @@ def vcb_weights(
 ) -> Tensor:
     """Per-node VCB weights ``[w_0, w_1]`` (rows sum to 1) for one output level.
 
-    stats: the training labels' statistics (vertex and global count tables)
-    epoch: current epoch e (0-based); num_epochs: E
-    regressor: (L, V) float regressor of a coarse level, or None for the vertex level
-    beta: β of the effective number
-    form: "official" (blend + clamp, haco.md §3) or "paper" (per-vertex counts only)
-    device, dtype: of the returned tensor (default: the regressor's device, else CPU)
-    returns: (L, 2) weights
+    Args:
+        stats: the training labels' statistics (vertex and global count tables)
+        epoch: current epoch e (0-based)
+        num_epochs: E
+        regressor: (L, V) float regressor of a coarse level, or None for the vertex level
+        beta: β of the effective number
+        form: "official" (blend + clamp, haco.md §3) or "paper" (per-vertex counts only)
+        device, dtype: of the returned tensor (default: the regressor's device, else CPU)
+
+    Returns:
+        (L, 2) weights
     """
     if form == "official":
         table = vcb_counts(stats.vertex_counts, stats.global_counts, epoch, num_epochs)
@@ -242,11 +253,14 @@ def _check_logits_labels(logits: Tensor, labels: Tensor) -> None:
 def vcb_loss(logits: Tensor, labels: Tensor, weights: Tensor, false_positive_weight: float = 0.5) -> Tensor:
     """VCB loss of one level: mean[BCE(z, y)·w_{·,y}] + fp·mean[1(y = 0)·σ(z)].
 
-    logits: (B, L) float logits z
-    labels: (B, L) float labels y in [0, 1]
-    weights: (L, 2) per-node weights ``[w_0, w_1]`` (:func:`vcb_weights`)
-    false_positive_weight: factor of the false-positive term (HACO: 0.5; the paper's form: 0)
-    returns: () scalar loss
+    Args:
+        logits: (B, L) float logits z
+        labels: (B, L) float labels y in [0, 1]
+        weights: (L, 2) per-node weights ``[w_0, w_1]`` (:func:`vcb_weights`)
+        false_positive_weight: factor of the false-positive term (HACO: 0.5; the paper's form: 0)
+
+    Returns:
+        () scalar loss
     """
     _check_logits_labels(logits, labels)
     if weights.shape != (logits.shape[1], 2):
@@ -278,13 +292,16 @@ def baseline_loss(
 ) -> Tensor:
     """One of the baseline per-level losses of the module docstring, averaged over all elements.
 
-    name: one of ``bce, l1, l2, focal, cb, cb-focal, ldam, asymmetric, poly``
-    logits: (B, L) float logits
-    labels: (B, L) float labels in [0, 1]
-    global_counts: (2,) class counts ``[n_0, n_1]`` (raw or rescaled; rescaled to ``params.count_total``),
-        needed by ``cb``, ``cb-focal`` and ``ldam``
-    params: constants (:class:`BaselineParams`)
-    returns: () scalar loss
+    Args:
+        name: one of ``bce, l1, l2, focal, cb, cb-focal, ldam, asymmetric, poly``
+        logits: (B, L) float logits
+        labels: (B, L) float labels in [0, 1]
+        global_counts: (2,) class counts ``[n_0, n_1]`` (raw or rescaled; rescaled to ``params.count_total``),
+            needed by ``cb``, ``cb-focal`` and ``ldam``
+        params: constants (:class:`BaselineParams`)
+
+    Returns:
+        () scalar loss
     """
     _check_logits_labels(logits, labels)
     params = params or BaselineParams()
@@ -337,9 +354,12 @@ def mesh_adjacency(faces: Tensor | np.ndarray, num_verts: int) -> tuple[Tensor, 
 
     Each face (a, b, c) contributes a→b, b→a, b→c, c→b, c→a, a→c; duplicates are kept (not coalesced).
 
-    faces: (F, 3) int vertex indices
-    num_verts: V
-    returns: (rows (6F,) int64, cols (6F,) int64) so that (A p)_r = p_r + Σ_{e: rows_e = r} p_{cols_e}
+    Args:
+        faces: (F, 3) int vertex indices
+        num_verts: V
+
+    Returns:
+        (rows (6F,) int64, cols (6F,) int64) so that (A p)_r = p_r + Σ_{e: rows_e = r} p_{cols_e}
     """
     face_array = torch.as_tensor(np.asarray(faces) if not isinstance(faces, Tensor) else faces).long()
     if face_array.ndim != 2 or face_array.shape[1] != 3:
@@ -360,9 +380,12 @@ def _propagate(values: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
 def smoothness_loss(logits: Tensor, faces: Tensor | np.ndarray) -> Tensor:
     """HACO's smoothness term (module docstring), differentiable in the logits.
 
-    logits: (B, V) float vertex logits
-    faces: (F, 3) int mesh faces (MANO right faces, open wrist)
-    returns: () scalar mean_b log(1 + iso_b / (Σ pc_b + Σ pn_b + 1e-3))
+    Args:
+        logits: (B, V) float vertex logits
+        faces: (F, 3) int mesh faces (MANO right faces, open wrist)
+
+    Returns:
+        () scalar mean_b log(1 + iso_b / (Σ pc_b + Σ pn_b + 1e-3))
     """
     if logits.ndim != 2:
         raise InputError(f"logits must have shape (B, V), got {tuple(logits.shape)}")
@@ -380,9 +403,12 @@ def smoothness_loss(logits: Tensor, faces: Tensor | np.ndarray) -> Tensor:
 def regularization_loss(logits: Tensor, mean_contact: Tensor | np.ndarray) -> Tensor:
     """L1 between the predicted probabilities and the per-vertex mean contact.
 
-    logits: (B, V) float logits
-    mean_contact: (V,) per-vertex mean in [0, 1]
-    returns: () scalar mean |σ(z) − m̄|
+    Args:
+        logits: (B, V) float logits
+        mean_contact: (V,) per-vertex mean in [0, 1]
+
+    Returns:
+        () scalar mean |σ(z) − m̄|
     """
     if logits.ndim != 2:
         raise InputError(f"logits must have shape (B, V), got {tuple(logits.shape)}")
@@ -399,9 +425,12 @@ def regularization_loss(logits: Tensor, mean_contact: Tensor | np.ndarray) -> Te
 def coarse_targets(labels: Tensor, regressor: Tensor) -> Tensor:
     """Coarse ground truth 1[y Rᵀ > 0]: a node is in contact if any contributing vertex is.
 
-    labels: (B, V) float labels
-    regressor: (L, V) float regressor
-    returns: (B, L) float labels in {0, 1}
+    Args:
+        labels: (B, V) float labels
+        regressor: (L, V) float regressor
+
+    Returns:
+        (B, L) float labels in {0, 1}
     """
     reg = regressor.to(device=labels.device, dtype=labels.dtype)
     # (B, V) x (L, V)^T -> (B, L)
@@ -412,8 +441,9 @@ def coarse_targets(labels: Tensor, regressor: Tensor) -> Tensor:
 class HacoLossOutput:
     """The total loss and its terms.
 
-    total: () scalar, the optimised loss
-    terms: name -> () detached scalar ("778", "336", "84", "joint", "reg", "smooth")
+    Attributes:
+        total: () scalar, the optimised loss
+        terms: name -> () detached scalar ("778", "336", "84", "joint", "reg", "smooth")
     """
 
     total: Tensor
@@ -445,19 +475,23 @@ def haco_loss(
 ) -> HacoLossOutput:
     """L = Σ_levels L_level + 0.1·L_reg + 1.0·L_smooth (HACO's ``'vcb+reg+smooth'``).
 
-    output: object with ``contact_logits`` (B, V) and, optionally, ``contact_336_logits`` (B, 336),
-        ``contact_84_logits`` (B, 84), ``contact_joint_logits`` (B, 21) (a ``HacoOutput``); a coarse level enters
-        only when both its logits and its regressor are present
-    labels: (B, V) float vertex labels in {0, 1}
-    stats: training-label statistics (count tables and per-vertex means)
-    epoch: current epoch (0-based); num_epochs: E (VCB blend schedule)
-    faces: (F, 3) int hand faces for the smoothness term
-    regressors: mapping "336" / "84" / "joint" -> (L, V) regressor, or a ContactRegressors (vertex_336, vertex_84,
-        joint)
-    loss: per-level loss name, one of :data:`LOSS_NAMES`
-    reg_weight, smooth_weight: factors of the regularisation and smoothness terms
-    params: baseline constants
-    returns: HacoLossOutput
+    Args:
+        output: object with ``contact_logits`` (B, V) and, optionally, ``contact_336_logits`` (B, 336),
+            ``contact_84_logits`` (B, 84), ``contact_joint_logits`` (B, 21) (a ``HacoOutput``); a coarse level enters
+            only when both its logits and its regressor are present
+        labels: (B, V) float vertex labels in {0, 1}
+        stats: training-label statistics (count tables and per-vertex means)
+        epoch: current epoch (0-based)
+        num_epochs: E (VCB blend schedule)
+        faces: (F, 3) int hand faces for the smoothness term
+        regressors: mapping "336" / "84" / "joint" -> (L, V) regressor, or a ContactRegressors (vertex_336, vertex_84,
+            joint)
+        loss: per-level loss name, one of :data:`LOSS_NAMES`
+        reg_weight, smooth_weight: factors of the regularisation and smoothness terms
+        params: baseline constants
+
+    Returns:
+        HacoLossOutput
     """
     if loss not in LOSS_NAMES:
         raise InputError(f"unknown loss {loss!r}; expected one of {', '.join(LOSS_NAMES)}")

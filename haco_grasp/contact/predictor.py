@@ -108,12 +108,15 @@ def crop_hands(
     output pixel (u, v) samples ``(x0 + u·w/S, y0 + v·h/S)``. A left hand's image is flipped first (``x -> W-1-x``)
     together with its box (``x0' = W-1-x1``), as the official flip does.
 
-    images: (B, H, W, 3) uint8 RGB array/tensor, or a sequence of B (H_i, W_i, 3) uint8 images
-    boxes: (B, 4) float, xyxy pixels (pixel centres at integers)
-    sides: "right"/"left", one per image or one for all
-    box_scale: the box is scaled about its centre by this factor first (official demo: 2.0 on detector boxes)
-    size: output side in pixels (256 for HACO)
-    returns: (B, 3, size, size) float32 RGB in [0, 1]; pixels outside the image are 0
+    Args:
+        images: (B, H, W, 3) uint8 RGB array/tensor, or a sequence of B (H_i, W_i, 3) uint8 images
+        boxes: (B, 4) float, xyxy pixels (pixel centres at integers)
+        sides: "right"/"left", one per image or one for all
+        box_scale: the box is scaled about its centre by this factor first (official demo: 2.0 on detector boxes)
+        size: output side in pixels (256 for HACO)
+
+    Returns:
+        (B, 3, size, size) float32 RGB in [0, 1]; pixels outside the image are 0
     """
     from haco_grasp.contact.augment import crop_transform, warp_image
 
@@ -149,10 +152,13 @@ def remove_small_components(contact: Any, faces: Any, min_size: int = MIN_COMPON
     Two contact vertices are connected when they share an edge of ``faces`` (use the wrist-capped mesh,
     :func:`haco_grasp.geometry.mesh.cap_boundary`, as the official demo does).
 
-    contact: (B, V) bool (a (V,) vector is accepted and returned as (V,))
-    faces: (F, 3) int
-    min_size: components with fewer vertices are removed
-    returns: (B, V) bool
+    Args:
+        contact: (B, V) bool (a (V,) vector is accepted and returned as (V,))
+        faces: (F, 3) int
+        min_size: components with fewer vertices are removed
+
+    Returns:
+        (B, V) bool
     """
     mask = to_numpy(contact).astype(bool)
     single = mask.ndim == 1
@@ -183,10 +189,11 @@ def remove_small_components(contact: Any, faces: Any, min_size: int = MIN_COMPON
 class ContactPrediction:
     """Per-vertex contact for a batch of hands (right-hand MANO vertex ids; see the module docstring for left).
 
-    probabilities: (B, 778) float32, sigmoid of the logits.
-    contact: (B, 778) bool, probabilities > threshold with small components removed.
-    threshold: the probability threshold used.
-    crops: (B, 3, 256, 256) float32 in [0, 1], the network inputs before normalisation.
+    Attributes:
+        probabilities: (B, 778) float32, sigmoid of the logits.
+        contact: (B, 778) bool, probabilities > threshold with small components removed.
+        threshold: the probability threshold used.
+        crops: (B, 3, 256, 256) float32 in [0, 1], the network inputs before normalisation.
     """
 
     probabilities: Tensor
@@ -238,7 +245,8 @@ class HacoPredictor:
     ) -> HacoPredictor:
         """Load a checkpoint (None: the bundled synthetic one) and the capped faces of its hand topology.
 
-        mano_root: use the official MANO right hand's faces (and regressors) instead of the config's hand.
+        Args:
+            mano_root: use the official MANO right hand's faces (and regressors) instead of the config's hand.
         """
         path = _resolve_checkpoint(checkpoint)
         regressors = None
@@ -258,10 +266,13 @@ class HacoPredictor:
     ) -> ContactPrediction:
         """Contact for every (image, box, side).
 
-        images: (B, H, W, 3) uint8 RGB, or a sequence of B such images of any sizes
-        boxes: (B, 4) float, xyxy pixels
-        sides: "right"/"left", one per image or one for all
-        returns: ContactPrediction (tensors on the CPU)
+        Args:
+            images: (B, H, W, 3) uint8 RGB, or a sequence of B such images of any sizes
+            boxes: (B, 4) float, xyxy pixels
+            sides: "right"/"left", one per image or one for all
+
+        Returns:
+            ContactPrediction (tensors on the CPU)
         """
         crops = crop_hands(images, boxes, sides, box_scale=self.box_scale)
         parameter = next(self.model.parameters())
@@ -326,12 +337,15 @@ def predict_hand_contact(
 
     The loaded model is cached per (checkpoint, device) for later calls.
 
-    images: (B, H, W, 3) uint8 RGB (or a sequence of B differently sized images)
-    boxes: (B, 4) float, hand crop boxes, xyxy pixels (used as given: box_scale 1)
-    sides: "right"/"left", one per image or one for all; left hands are mirrored before inference
-    checkpoint: a HACO checkpoint; None uses the bundled synthetic one (AssetError, a HacoGraspError, if absent)
-    device: torch device for the model
-    returns: (B, 778) float32 CPU tensor, contact probabilities per MANO vertex id (same ids for left hands)
+    Args:
+        images: (B, H, W, 3) uint8 RGB (or a sequence of B differently sized images)
+        boxes: (B, 4) float, hand crop boxes, xyxy pixels (used as given: box_scale 1)
+        sides: "right"/"left", one per image or one for all; left hands are mirrored before inference
+        checkpoint: a HACO checkpoint; None uses the bundled synthetic one (AssetError, a HacoGraspError, if absent)
+        device: torch device for the model
+
+    Returns:
+        (B, 778) float32 CPU tensor, contact probabilities per MANO vertex id (same ids for left hands)
     """
     key = None if checkpoint is None else str(Path(checkpoint).expanduser().resolve())
     predictor = _cached_predictor(key, str(torch.device(device)))
@@ -416,8 +430,9 @@ def _render_heat_map(
 ) -> np.ndarray:
     """The figure of one prediction: the input crop, palm and back views of the template hand, a colour bar.
 
-    data: the hand model (``v_template`` (778, 3), ``faces``, ``J_regressor``). probabilities: (778,) in [0, 1].
-    crop: (S, S, 3) uint8, the crop the model saw, un-mirrored for a left hand. threshold: the contact threshold.
+    Args:
+        data: the hand model (``v_template`` (778, 3), ``faces``, ``J_regressor``). probabilities: (778,) in [0, 1].
+        crop: (S, S, 3) uint8, the crop the model saw, un-mirrored for a left hand. threshold: the contact threshold.
     """
     from haco_grasp.viz.figures import hand_heat_map_figure
 

@@ -53,11 +53,12 @@ OFFICIAL_FILES = {336: "V_regressor_336.npy", 84: "V_regressor_84.npy"}
 class ContactRegressors:
     """The three coarse regressors of one hand topology (float64 numpy, rows = coarse nodes).
 
-    vertex_336: (336, V) float64, 778 -> 336 nodes.
-    vertex_84: (84, V) float64, 778 -> 84 nodes.
-    joint: (21, V) float64, 778 -> 21 joints (toolkit joint order).
-    source: where the 336/84 rows come from ("official" or "geodesic-fps") and which hand ("mano"/"synthetic").
-    tip_vertex_ids: the five fingertip vertices used for the joint rows (thumb to pinky).
+    Attributes:
+        vertex_336: (336, V) float64, 778 -> 336 nodes.
+        vertex_84: (84, V) float64, 778 -> 84 nodes.
+        joint: (21, V) float64, 778 -> 21 joints (toolkit joint order).
+        source: where the 336/84 rows come from ("official" or "geodesic-fps") and which hand ("mano"/"synthetic").
+        tip_vertex_ids: the five fingertip vertices used for the joint rows (thumb to pinky).
     """
 
     vertex_336: np.ndarray
@@ -116,10 +117,13 @@ def geodesic_partition_regressor(verts: np.ndarray, faces: np.ndarray, num_group
     vertex farthest from the centroid; each vertex joins its nearest seed (ties: lower seed index). Vertices that
     the graph does not reach (a disconnected part) fall back to Euclidean distance. Deterministic.
 
-    verts: (V, 3) float, metres (the rest template)
-    faces: (F, 3) int
-    num_groups: G, 1 <= G <= V
-    returns: (G, V) float64; row g is 1/|cell g| on cell g's vertices, so rows sum to 1 and columns have one entry
+    Args:
+        verts: (V, 3) float, metres (the rest template)
+        faces: (F, 3) int
+        num_groups: G, 1 <= G <= V
+
+    Returns:
+        (G, V) float64; row g is 1/|cell g| on cell g's vertices, so rows sum to 1 and columns have one entry
     """
     verts = np.asarray(verts, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
@@ -153,9 +157,12 @@ def joint_contact_regressor(
 ) -> np.ndarray:
     """HACO's 21-row joint regressor: MANO's 16 rows in the toolkit's 21-joint order + one-hot fingertip rows.
 
-    J_regressor: (16, V) float, MANO order (scipy sparse accepted)
-    tip_vertex_ids: five vertex ids, thumb to pinky (HACO 745/317/445/556/673; manopth 444 for the middle)
-    returns: (21, V) float64 in the order of :data:`haco_grasp.hand.joints.JOINT_NAMES`
+    Args:
+        J_regressor: (16, V) float, MANO order (scipy sparse accepted)
+        tip_vertex_ids: five vertex ids, thumb to pinky (HACO 745/317/445/556/673; manopth 444 for the middle)
+
+    Returns:
+        (21, V) float64 in the order of :data:`haco_grasp.hand.joints.JOINT_NAMES`
     """
     dense = np.asarray(J_regressor.toarray() if sp.issparse(J_regressor) else J_regressor, dtype=np.float64)
     if dense.ndim != 2 or dense.shape[0] != NUM_MANO_JOINTS:
@@ -226,9 +233,12 @@ def build_contact_regressors(
 def coarse_labels(labels: Tensor, regressor: Tensor | np.ndarray) -> Tensor:
     """HACO's coarse ground truth: a node is in contact if any vertex contributing to it is.
 
-    labels: (B, V) float or bool, per-vertex contact in {0, 1}
-    regressor: (G, V) float, non-negative rows (numpy accepted)
-    returns: (B, G) float in {0, 1}, ``1[labels @ regressor.T > 0]`` (same dtype as labels when floating)
+    Args:
+        labels: (B, V) float or bool, per-vertex contact in {0, 1}
+        regressor: (G, V) float, non-negative rows (numpy accepted)
+
+    Returns:
+        (B, G) float in {0, 1}, ``1[labels @ regressor.T > 0]`` (same dtype as labels when floating)
     """
     if not isinstance(labels, Tensor):
         raise InputError(f"labels: expected a torch tensor (B, V), got {type(labels).__name__}")

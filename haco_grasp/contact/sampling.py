@@ -52,9 +52,12 @@ EdgeMode = Literal["official", "inclusive"]
 def contact_balance_scores(labels: Any, means: Any | None = None) -> np.ndarray:
     """HACO's contact balance score s_i = mean_v[c_iv (1 − m_v)] − mean_v[c_iv m_v].
 
-    labels: (N, V) binary labels (>= 0.5 is contact)
-    means: (V,) per-vertex mean contact; None computes it from ``labels``
-    returns: (N,) float64 scores
+    Args:
+        labels: (N, V) binary labels (>= 0.5 is contact)
+        means: (V,) per-vertex mean contact; None computes it from ``labels``
+
+    Returns:
+        (N,) float64 scores
     """
     binary = _binary_labels(labels).astype(np.float64)
     mean = binary.mean(axis=0) if means is None else np.asarray(means, dtype=np.float64)
@@ -66,10 +69,13 @@ def contact_balance_scores(labels: Any, means: Any | None = None) -> np.ndarray:
 def balance_bin_edges(score_min: float, score_max: float, num_bins: int = 5, curvature: float = 5.0) -> np.ndarray:
     """Log-spaced bin edges τ_k = s_min + (s_max − s_min)·ln(1 + c x_k)/ln(1 + c), x = linspace(1e-5, 1, K + 1).
 
-    score_min, score_max: the score range
-    num_bins: K
-    curvature: c (> 0)
-    returns: (K + 1,) float64 increasing edges (τ_0 slightly above s_min, τ_K = s_max)
+    Args:
+        score_min, score_max: the score range
+        num_bins: K
+        curvature: c (> 0)
+
+    Returns:
+        (K + 1,) float64 increasing edges (τ_0 slightly above s_min, τ_K = s_max)
     """
     if not (isinstance(num_bins, int) and num_bins >= 1):
         raise InputError(f"num_bins must be a positive int, got {num_bins!r}")
@@ -83,14 +89,15 @@ def balance_bin_edges(score_min: float, score_max: float, num_bins: int = 5, cur
 class BalancedSampling:
     """Result of :func:`balanced_indices`.
 
-    indices: (M,) int64 indices into the dataset, shuffled (with repeats where bins were oversampled)
-    scores: (N,) float64 balance score of every sample
-    edges: (K + 1,) float64 bin edges (NaN when no sample has contact)
-    bin_of: (N,) int64 bin of every sample, −1 for dropped ones
-    bin_sizes: (K,) int64 samples per bin before resampling
-    target_per_bin: max(1, int(mean bin size)), the size of every non-empty bin after resampling
-    dropped_zero_contact: (D0,) int64 indices of samples without contact
-    dropped_edges: (D1,) int64 indices of samples with contact that fell in no bin (official edge mode)
+    Attributes:
+        indices: (M,) int64 indices into the dataset, shuffled (with repeats where bins were oversampled)
+        scores: (N,) float64 balance score of every sample
+        edges: (K + 1,) float64 bin edges (NaN when no sample has contact)
+        bin_of: (N,) int64 bin of every sample, −1 for dropped ones
+        bin_sizes: (K,) int64 samples per bin before resampling
+        target_per_bin: max(1, int(mean bin size)), the size of every non-empty bin after resampling
+        dropped_zero_contact: (D0,) int64 indices of samples without contact
+        dropped_edges: (D1,) int64 indices of samples with contact that fell in no bin (official edge mode)
     """
 
     indices: np.ndarray
@@ -113,13 +120,16 @@ def balanced_indices(
 ) -> BalancedSampling:
     """Balanced contact sampling of one dataset (module docstring, steps 1–6).
 
-    labels: (N, V) binary labels of the dataset
-    means: (V,) the dataset's per-vertex mean contact; None computes it from ``labels``
-    seed: int seed or numpy Generator for the resampling and the shuffle
-    num_bins: K (HACO: 5)
-    curvature: c of the log spacing (HACO: 5)
-    edge_mode: "official" (drop the min/max-score samples, as the reference) or "inclusive"
-    returns: BalancedSampling
+    Args:
+        labels: (N, V) binary labels of the dataset
+        means: (V,) the dataset's per-vertex mean contact; None computes it from ``labels``
+        seed: int seed or numpy Generator for the resampling and the shuffle
+        num_bins: K (HACO: 5)
+        curvature: c of the log spacing (HACO: 5)
+        edge_mode: "official" (drop the min/max-score samples, as the reference) or "inclusive"
+
+    Returns:
+        BalancedSampling
     """
     if edge_mode not in ("official", "inclusive"):
         raise InputError(f"edge_mode must be 'official' or 'inclusive', got {edge_mode!r}")
@@ -192,11 +202,12 @@ class BalancedContactSampler(Sampler[int]):
     ) -> None:
         """Draw the balanced list.
 
-        labels: (N, V) binary labels, or a list of (N_d, V) arrays (one per concatenated dataset)
-        means: (V,) means (single array only); None uses each dataset's own means
-        seed: seed of the draw and the per-epoch shuffles
-        num_bins, curvature, edge_mode: see :func:`balanced_indices`
-        num_replicas, rank: DDP sharding (every rank gets ceil(M / num_replicas) indices, padded by wrapping)
+        Args:
+            labels: (N, V) binary labels, or a list of (N_d, V) arrays (one per concatenated dataset)
+            means: (V,) means (single array only); None uses each dataset's own means
+            seed: seed of the draw and the per-epoch shuffles
+            num_bins, curvature, edge_mode: see :func:`balanced_indices`
+            num_replicas, rank: DDP sharding (every rank gets ceil(M / num_replicas) indices, padded by wrapping)
         """
         if not (isinstance(num_replicas, int) and num_replicas >= 1 and isinstance(rank, int)):
             raise InputError(f"num_replicas must be >= 1 and rank an int, got {num_replicas!r}, {rank!r}")

@@ -32,9 +32,12 @@ _STATS_FORMAT_VERSION = 1
 def rescale_counts(counts: np.ndarray, total: float = 1000.0) -> np.ndarray:
     """Rescale each row of a class-count table to sum to ``total`` (HACO rescales every pair to 1000).
 
-    counts: (..., 2) non-negative counts ``[n_0, n_1]``; a row summing to 0 becomes ``[total/2, total/2]``
-    total: the target row sum
-    returns: (..., 2) float64 rescaled counts
+    Args:
+        counts: (..., 2) non-negative counts ``[n_0, n_1]``; a row summing to 0 becomes ``[total/2, total/2]``
+        total: the target row sum
+
+    Returns:
+        (..., 2) float64 rescaled counts
     """
     table = np.asarray(counts, dtype=np.float64)
     if table.shape[-1:] != (2,):
@@ -62,11 +65,12 @@ def _binary_labels(labels: Any, name: str = "labels") -> np.ndarray:
 class ContactStats:
     """Statistics of the binary contact labels of one (or several pooled) datasets.
 
-    means: (V,) float64, per-vertex fraction of samples in contact
-    vertex_counts: (V, 2) int64, per-vertex counts ``[n_0, n_1]`` (samples without / with contact)
-    global_counts: (2,) int64, counts over all vertices and samples ``[n_0, n_1]``
-    labels: (N, V) uint8 stacked labels, or None when not kept
-    num_samples: N
+    Attributes:
+        means: (V,) float64, per-vertex fraction of samples in contact
+        vertex_counts: (V, 2) int64, per-vertex counts ``[n_0, n_1]`` (samples without / with contact)
+        global_counts: (2,) int64, counts over all vertices and samples ``[n_0, n_1]``
+        labels: (N, V) uint8 stacked labels, or None when not kept
+        num_samples: N
     """
 
     means: np.ndarray
@@ -84,9 +88,12 @@ class ContactStats:
     def from_labels(cls, labels: Any, keep_labels: bool = True) -> ContactStats:
         """Statistics of a label array (values >= 0.5 count as contact).
 
-        labels: (N, V) binary or float labels, N >= 1
-        keep_labels: store the (N, V) uint8 labels (needed by the balanced sampler)
-        returns: ContactStats
+        Args:
+            labels: (N, V) binary or float labels, N >= 1
+            keep_labels: store the (N, V) uint8 labels (needed by the balanced sampler)
+
+        Returns:
+            ContactStats
         """
         binary = _binary_labels(labels)
         if binary.shape[0] == 0:
@@ -106,9 +113,12 @@ class ContactStats:
     def from_dataset(cls, dataset: Any, keep_labels: bool = True) -> ContactStats:
         """Statistics of a dataset with a ``labels()`` method returning (N, V) labels.
 
-        dataset: a :class:`~haco_grasp.contact.datasets.ContactDataset` (or several: pass a list to pool them)
-        keep_labels: store the stacked labels
-        returns: ContactStats
+        Args:
+            dataset: a :class:`~haco_grasp.contact.datasets.ContactDataset` (or several: pass a list to pool them)
+            keep_labels: store the stacked labels
+
+        Returns:
+            ContactStats
         """
         parts = dataset if isinstance(dataset, (list, tuple)) else [dataset]
         arrays = []
@@ -131,8 +141,11 @@ class ContactStats:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the statistics to one ``.npz`` file (labels included when kept).
 
-        path: destination file (``.npz`` is appended by numpy when missing)
-        returns: the written path
+        Args:
+            path: destination file (``.npz`` is appended by numpy when missing)
+
+        Returns:
+            the written path
         """
         target = Path(path)
         if target.suffix != ".npz":
@@ -154,8 +167,11 @@ class ContactStats:
     def load(cls, path: str | os.PathLike[str]) -> ContactStats:
         """Read statistics written by :meth:`save`.
 
-        path: the ``.npz`` file
-        returns: ContactStats
+        Args:
+            path: the ``.npz`` file
+
+        Returns:
+            ContactStats
         """
         source = Path(path)
         if not source.is_file():

@@ -44,10 +44,11 @@ class Projection(NamedTuple):
 class Camera:
     """OpenCV pinhole camera: ``x_cam = x_world @ R.T + t``, +z forward, +y down; pixel centres at integers.
 
-    K: (3, 3) float, intrinsics [[fx, s, cx], [0, fy, cy], [0, 0, 1]] in pixels
-    R: (3, 3) float, world-to-camera rotation
-    t: (3,) float, world-to-camera translation, metres
-    width, height: image size in pixels
+    Attributes:
+        K: (3, 3) float, intrinsics [[fx, s, cx], [0, fy, cy], [0, 0, 1]] in pixels
+        R: (3, 3) float, world-to-camera rotation
+        t: (3,) float, world-to-camera translation, metres
+        width, height: image size in pixels
     """
 
     K: np.ndarray
@@ -94,11 +95,14 @@ class Camera:
         y-up worlds. Square pixels, principal point at the image centre ((W-1)/2, (H-1)/2), so ``target``
         projects to the image centre.
 
-        eye: (3,) float, camera centre in world coordinates, metres
-        target: (3,) float, point to look at, metres
-        up: (3,) float, world direction that should appear upwards; must not be parallel to the view direction
-        fov_deg: vertical field of view in degrees, in (0, 180)
-        returns: Camera
+        Args:
+            eye: (3,) float, camera centre in world coordinates, metres
+            target: (3,) float, point to look at, metres
+            up: (3,) float, world direction that should appear upwards; must not be parallel to the view direction
+            fov_deg: vertical field of view in degrees, in (0, 180)
+
+        Returns:
+            Camera
         """
         eye_w = _vector3(eye, "eye")
         forward = _unit(_vector3(target, "target") - eye_w, "target - eye")
@@ -119,15 +123,19 @@ class Camera:
     def center(self) -> np.ndarray:
         """Camera centre in world coordinates.
 
-        returns: (3,) float64, metres
+        Returns:
+            (3,) float64, metres
         """
         return -self.R.T @ self.t
 
     def to_camera(self, points: Any) -> np.ndarray:
         """World points to camera coordinates.
 
-        points: (P, 3) float, world, metres
-        returns: (P, 3) float64, camera frame, metres
+        Args:
+            points: (P, 3) float, world, metres
+
+        Returns:
+            (P, 3) float64, camera frame, metres
         """
         array = to_numpy(points, np.float64)
         if array.ndim != 2 or array.shape[1] != 3:
@@ -137,8 +145,11 @@ class Camera:
     def project(self, points: Any) -> Projection:
         """Project world points to pixels (perspective division by camera z).
 
-        points: (P, 3) float, world, metres
-        returns: Projection(pixels (P, 2) float64, depth (P,) float64 camera z in metres); pixels are inf/nan for
+        Args:
+            points: (P, 3) float, world, metres
+
+        Returns:
+            Projection(pixels (P, 2) float64, depth (P,) float64 camera z in metres); pixels are inf/nan for
             points with depth 0
         """
         cam = self.to_camera(points)

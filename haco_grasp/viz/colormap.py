@@ -74,8 +74,11 @@ def heat(values: Any, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
     Values are normalised to ``(values - vmin) / (vmax - vmin)`` and clipped to [0, 1] (as colormaps usually do);
     the colour is the piecewise-linear interpolation of ``HEAT_TABLE``.
 
-    values: (V,) float, any range; a torch tensor is accepted
-    returns: (V, 3) float64 RGB in [0, 1]
+    Args:
+        values: (V,) float, any range; a torch tensor is accepted
+
+    Returns:
+        (V, 3) float64 RGB in [0, 1]
     """
     array = _check_values(values, "values")
     if not (np.isfinite(vmin) and np.isfinite(vmax) and vmax > vmin):
@@ -95,10 +98,13 @@ def contact_colors(
 
     Values outside [0, 1] are clipped.
 
-    values: (V,) float, contact probability in [0, 1]; a torch tensor is accepted
-    base: (3,) float RGB in [0, 1], colour at 0
-    hot: (3,) float RGB in [0, 1], colour at 1
-    returns: (V, 3) float64 RGB in [0, 1]
+    Args:
+        values: (V,) float, contact probability in [0, 1]; a torch tensor is accepted
+        base: (3,) float RGB in [0, 1], colour at 0
+        hot: (3,) float RGB in [0, 1], colour at 1
+
+    Returns:
+        (V, 3) float64 RGB in [0, 1]
     """
     array = np.clip(_check_values(values, "values"), 0.0, 1.0)[:, None]
     base_rgb = _check_rgb(base, "base")

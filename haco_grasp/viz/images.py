@@ -32,8 +32,11 @@ def _check_image(image: Any, name: str = "image") -> np.ndarray:
 def save_png(image: Any, path: str | os.PathLike[str]) -> Path:
     """Write a PNG atomically (temporary file in the same folder, then ``os.replace``); creates parent folders.
 
-    image: (H, W, 3) uint8 RGB, (H, W, 4) RGBA or (H, W) grey
-    returns: the written path
+    Args:
+        image: (H, W, 3) uint8 RGB, (H, W, 4) RGBA or (H, W) grey
+
+    Returns:
+        the written path
     """
     array = _check_image(image)
     target = Path(path)
@@ -45,10 +48,13 @@ def save_png(image: Any, path: str | os.PathLike[str]) -> Path:
 def image_grid(images: Sequence[Any], ncols: int, pad: int = 2, pad_value: int = 255) -> np.ndarray:
     """Tile images row by row into one image; cells are as large as the largest image, images sit top-left.
 
-    images: sequence of (H_i, W_i, 3) uint8
-    ncols: images per row (>= 1)
-    pad: pixels between cells
-    returns: (rows * Hc + (rows - 1) * pad, cols * Wc + (cols - 1) * pad, 3) uint8
+    Args:
+        images: sequence of (H_i, W_i, 3) uint8
+        ncols: images per row (>= 1)
+        pad: pixels between cells
+
+    Returns:
+        (rows * Hc + (rows - 1) * pad, cols * Wc + (cols - 1) * pad, 3) uint8
     """
     if len(images) == 0:
         raise InputError("image_grid needs at least one image")
@@ -80,10 +86,13 @@ def add_label(
 ) -> np.ndarray:
     """Draw ``text`` with Pillow's default font on a copy of ``image``, over a filled box unless ``box_color`` is None.
 
-    image: (H, W, 3) uint8
-    position: (x, y) of the text's top-left corner in pixels
-    color, box_color: 8-bit RGB
-    returns: (H, W, 3) uint8, a new array
+    Args:
+        image: (H, W, 3) uint8
+        position: (x, y) of the text's top-left corner in pixels
+        color, box_color: 8-bit RGB
+
+    Returns:
+        (H, W, 3) uint8, a new array
     """
     array = _check_image(image)
     if array.ndim != 3 or array.shape[2] != 3:

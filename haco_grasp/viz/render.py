@@ -96,10 +96,11 @@ def _supersampled_intrinsics(K: np.ndarray, factor: int) -> np.ndarray:
 class MeshLayer:
     """One mesh to render; ``mask`` in the result holds the index of the layer that covers each pixel.
 
-    verts: (V, 3) float, world, metres (a torch tensor is accepted)
-    faces: (F, 3) int, vertex indices
-    vertex_colors: (V, 3) float RGB in [0, 1], or one (3,) colour for the whole mesh
-    smooth: True for smooth shading with area-weighted vertex normals, False for flat (per-face) shading
+    Attributes:
+        verts: (V, 3) float, world, metres (a torch tensor is accepted)
+        faces: (F, 3) int, vertex indices
+        vertex_colors: (V, 3) float RGB in [0, 1], or one (3,) colour for the whole mesh
+        smooth: True for smooth shading with area-weighted vertex normals, False for flat (per-face) shading
     """
 
     verts: np.ndarray
@@ -134,7 +135,8 @@ class MeshLayer:
     def per_vertex_colors(self) -> np.ndarray:
         """Colours broadcast to every vertex.
 
-        returns: (V, 3) float64 RGB in [0, 1]
+        Returns:
+            (V, 3) float64 RGB in [0, 1]
         """
         return np.broadcast_to(self.vertex_colors, self.verts.shape).astype(np.float64)
 
@@ -143,10 +145,11 @@ class MeshLayer:
 class RenderResult:
     """Output of ``render``.
 
-    image: (H, W, 3) uint8 RGB
-    depth: (H, W) float32, camera z of the visible surface at the pixel centre, metres; inf where empty
-    mask: (H, W) int16, index of the visible mesh layer; -1 for background
-    face_index: (H, W) int32, index of the visible face within its layer (``meshes[mask].faces``); -1 for background
+    Attributes:
+        image: (H, W, 3) uint8 RGB
+        depth: (H, W) float32, camera z of the visible surface at the pixel centre, metres; inf where empty
+        mask: (H, W) int16, index of the visible mesh layer; -1 for background
+        face_index: (H, W) int32, index of the visible face within its layer (``meshes[mask].faces``); -1 for background
     """
 
     image: np.ndarray
@@ -169,7 +172,12 @@ class _Triangles(NamedTuple):
 def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (zero where undefined), via :func:`haco_grasp.geometry.mesh.vertex_normals`.
 
-    verts: (V, 3) float; faces: (F, 3) int. Returns (V, 3) float64.
+    Args:
+        verts: (V, 3) float
+        faces: (F, 3) int
+
+    Returns:
+        (V, 3) float64
     """
     import torch
 
@@ -184,7 +192,8 @@ def _vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def _gather_triangles(meshes: Sequence[MeshLayer], camera: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-face corner attributes in camera space for all layers.
 
-    returns: corners (F, 3, 9) float64, layer of each face (F,) int64, local face index (F,) int64
+    Returns:
+        corners (F, 3, 9) float64, layer of each face (F,) int64, local face index (F,) int64
     """
     corner_blocks, layer_blocks, local_blocks = [], [], []
     for layer_index, mesh in enumerate(meshes):
@@ -209,8 +218,11 @@ def _gather_triangles(meshes: Sequence[MeshLayer], camera: Camera) -> tuple[np.n
 def _point_on_near_plane(start: np.ndarray, end: np.ndarray, near: float) -> np.ndarray:
     """Interpolate corner attributes along an edge to where camera z equals ``near``.
 
-    start, end: (N, 9) float64 corner attributes with z at column 2, on opposite sides of the plane
-    returns: (N, 9) float64
+    Args:
+        start, end: (N, 9) float64 corner attributes with z at column 2, on opposite sides of the plane
+
+    Returns:
+        (N, 9) float64
     """
     fraction = (near - start[:, 2]) / (end[:, 2] - start[:, 2])
     point = start + fraction[:, None] * (end - start)
@@ -221,8 +233,12 @@ def _point_on_near_plane(start: np.ndarray, end: np.ndarray, near: float) -> np.
 def _clip_near(corners: np.ndarray, face: np.ndarray, near: float) -> tuple[np.ndarray, np.ndarray]:
     """Clip triangles against the plane z = near, keeping the winding.
 
-    corners: (F, 3, 9) float64 corner attributes, camera z at [..., 2]; face: (F,) int64 source face ids
-    returns: clipped corners (T, 3, 9) float64 and their source face ids (T,) int64
+    Args:
+        corners: (F, 3, 9) float64 corner attributes, camera z at [..., 2]
+        face: (F,) int64 source face ids
+
+    Returns:
+        clipped corners (T, 3, 9) float64 and their source face ids (T,) int64
     """
     behind = corners[:, :, 2] < near  # (F, 3)
     n_behind = behind.sum(axis=1)
@@ -283,9 +299,12 @@ def _rasterize(position: np.ndarray, K: np.ndarray, width: int, height: int) -> 
     Scanline enumeration: for every (triangle, sample row) pair the covered span of the row is solved from the
     three edge inequalities, so only covered samples are ever generated (no bounding-box waste).
 
-    position: (T, 3, 3) float64 camera-space corners, all with z >= near > 0
-    K: (3, 3) intrinsics of the sample grid (sample centres at integer coordinates)
-    returns: (height * width,) int64 triangle index per sample (row-major), -1 where empty
+    Args:
+        position: (T, 3, 3) float64 camera-space corners, all with z >= near > 0
+        K: (3, 3) intrinsics of the sample grid (sample centres at integer coordinates)
+
+    Returns:
+        (height * width,) int64 triangle index per sample (row-major), -1 where empty
     """
     triangle_buffer = np.full(height * width, -1, dtype=np.int64)
     if len(position) == 0:
@@ -396,7 +415,8 @@ def _fragments(triangle_buffer: np.ndarray, triangles: _Triangles, K: np.ndarray
 def _shade(fragments: _Fragments, triangles: _Triangles, light_camera: np.ndarray, ambient: float) -> np.ndarray:
     """Lambert + ambient colour of each fragment.
 
-    returns: (S, 3) float64 RGB in [0, 1]
+    Returns:
+        (S, 3) float64 RGB in [0, 1]
     """
     attributes = np.einsum("sc,scd->sd", fragments.barycentric, triangles.corners[fragments.triangle, :, 3:])
     normal, albedo = attributes[:, :3], attributes[:, 3:]
@@ -436,15 +456,18 @@ def render(
 ) -> RenderResult:
     """Rasterise mesh layers with a z-buffer, Lambert + ambient shading and supersampling anti-aliasing.
 
-    meshes: sequence of MeshLayer; the result's ``mask`` indexes into it (an empty sequence renders the background)
-    camera: Camera (OpenCV convention, pixel centres at integers)
-    background: (3,) float RGB in [0, 1], or (H, W, 3) uint8 image of the camera's size
-    light_dir: (3,) float, world direction from the scene towards a directional light; None for a headlight
-        slightly above-left of the camera (moves with the camera)
-    ambient: share of the albedo lit regardless of orientation, in [0, 1]; 1 gives unshaded vertex colours
-    supersample: samples per pixel along each axis for anti-aliasing (1 to 8)
-    near: near clipping plane, camera z in metres (> 0)
-    returns: RenderResult(image (H, W, 3) uint8, depth (H, W) float32 inf where empty, mask (H, W) int16 with -1
+    Args:
+        meshes: sequence of MeshLayer; the result's ``mask`` indexes into it (an empty sequence renders the background)
+        camera: Camera (OpenCV convention, pixel centres at integers)
+        background: (3,) float RGB in [0, 1], or (H, W, 3) uint8 image of the camera's size
+        light_dir: (3,) float, world direction from the scene towards a directional light; None for a headlight
+            slightly above-left of the camera (moves with the camera)
+        ambient: share of the albedo lit regardless of orientation, in [0, 1]; 1 gives unshaded vertex colours
+        supersample: samples per pixel along each axis for anti-aliasing (1 to 8)
+        near: near clipping plane, camera z in metres (> 0)
+
+    Returns:
+        RenderResult(image (H, W, 3) uint8, depth (H, W) float32 inf where empty, mask (H, W) int16 with -1
         for background, face_index (H, W) int32 with -1 for background)
     """
     if isinstance(meshes, MeshLayer):
@@ -516,11 +539,14 @@ def orbit_cameras(
     ``elevation_deg``; the defaults (up = -y, front = -z) make view 0 the original camera's direction for data
     in an OpenCV camera frame. Views turn by 360 / n_views degrees about ``up``.
 
-    center: (3,) float, orbit centre, metres
-    radius: radius of the sphere around ``center`` that must be in view, metres (> 0); the camera distance is
-        ``1.05 * radius / sin(fov / 2)``
-    up, front: (3,) float world directions
-    returns: list of n_views Camera, size x size pixels
+    Args:
+        center: (3,) float, orbit centre, metres
+        radius: radius of the sphere around ``center`` that must be in view, metres (> 0); the camera distance is
+            ``1.05 * radius / sin(fov / 2)``
+        up, front: (3,) float world directions
+
+    Returns:
+        list of n_views Camera, size x size pixels
     """
     center_w = _vector3(center, "center")
     if not (np.isfinite(radius) and radius > 0.0):
@@ -565,8 +591,12 @@ def render_turntable(
 ) -> np.ndarray:
     """Render ``n_views`` frames around ``center`` (see ``orbit_cameras`` for the view placement).
 
-    center: (3,) float, metres; radius: radius to frame, metres
-    returns: (n_views, size, size, 3) uint8 frames
+    Args:
+        center: (3,) float, metres
+        radius: radius to frame, metres
+
+    Returns:
+        (n_views, size, size, 3) uint8 frames
     """
     cameras = orbit_cameras(center, radius, n_views, size, elevation_deg, up, front, fov_deg)
     frames = [render(meshes, cam, background, light_dir, supersample=supersample).image for cam in cameras]
@@ -589,8 +619,12 @@ def render_views(
 ) -> np.ndarray:
     """Views around ``center`` side by side in one row, for before/after comparisons.
 
-    center: (3,) float, metres; radius: radius to frame, metres
-    returns: (size, n_views * size, 3) uint8 image
+    Args:
+        center: (3,) float, metres
+        radius: radius to frame, metres
+
+    Returns:
+        (size, n_views * size, 3) uint8 image
     """
     frames = render_turntable(
         meshes, center, radius, n_views, size, elevation_deg, up, front, fov_deg, background, light_dir, supersample

@@ -13,9 +13,13 @@ from haco_grasp.atomic import atomic_open, atomic_write_bytes
 def strip_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[str], half: bool = False) -> Path:
     """Copy a training checkpoint without optimizer state (and its HacoConfig JSON), for shipping.
 
-    source: ``last.ckpt`` of a run; target: destination ``.ckpt``
-    half: store floating weights as float16 (load_state_dict casts them back)
-    returns: the written path
+    Args:
+        source: ``last.ckpt`` of a run
+        target: destination ``.ckpt``
+        half: store floating weights as float16 (load_state_dict casts them back)
+
+    Returns:
+        the written path
     """
     from haco_grasp.contact.checkpoint import config_path_for, read_checkpoint
 

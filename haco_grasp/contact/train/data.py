@@ -35,7 +35,8 @@ def _threshold(config_threshold: float | None, backbone: str) -> float:
 def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     """Training and validation datasets of a config (validation None when there is nothing to validate on).
 
-    returns: (train dataset, validation dataset or None), both :class:`~haco_grasp.contact.datasets.ContactDataset`
+    Returns:
+        (train dataset, validation dataset or None), both :class:`~haco_grasp.contact.datasets.ContactDataset`
     """
     normalization = _normalization(config.backbone)
     augment = AugmentConfig(size=config.image_size)

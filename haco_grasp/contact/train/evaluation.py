@@ -20,8 +20,12 @@ THRESHOLD_GRID: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 2
 def best_f1_threshold(prob: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     """The threshold of :data:`THRESHOLD_GRID` with the highest per-frame F1 ("skip" rule); ties go to the lowest.
 
-    prob: (B, 778) probabilities; gt: (B, 778) labels
-    returns: (best F1, its threshold); (nan, nan) when no threshold gives a defined F1
+    Args:
+        prob: (B, 778) probabilities
+        gt: (B, 778) labels
+
+    Returns:
+        (best F1, its threshold); (nan, nan) when no threshold gives a defined F1
     """
     best = (math.nan, math.nan)
     for threshold in THRESHOLD_GRID:
@@ -43,13 +47,16 @@ def evaluate(
 ) -> EvalResult:
     """Per-frame contact P/R/F1 of a model on a dataset (probabilities σ(z) ≥ threshold).
 
-    model: HACO model (forward(images) -> HacoOutput)
-    dataset: a ContactDataset (images already normalised for the model's backbone)
-    threshold: probability threshold
-    batch_size, workers: DataLoader settings
-    mean_contact: (778,) training mean for the "predict the mean map" baseline (None: no baseline)
-    progress: tqdm bar
-    returns: EvalResult
+    Args:
+        model: HACO model (forward(images) -> HacoOutput)
+        dataset: a ContactDataset (images already normalised for the model's backbone)
+        threshold: probability threshold
+        batch_size, workers: DataLoader settings
+        mean_contact: (778,) training mean for the "predict the mean map" baseline (None: no baseline)
+        progress: tqdm bar
+
+    Returns:
+        EvalResult
     """
     if len(dataset) == 0:
         raise InputError("cannot evaluate on an empty dataset")

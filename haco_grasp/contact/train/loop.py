@@ -45,8 +45,11 @@ def _write_json(path: Path, data: Any) -> None:
 def train(config: TrainConfig) -> TrainResult:
     """Train HACO as configured (module docstring); returns the last checkpoint and the per-epoch metrics.
 
-    config: TrainConfig (see :data:`PRESETS`)
-    returns: TrainResult
+    Args:
+        config: TrainConfig (see :data:`PRESETS`)
+
+    Returns:
+        TrainResult
     """
     from haco_grasp.contact.checkpoint import read_checkpoint, save_haco_checkpoint
     from haco_grasp.contact.haco_model import build_haco_from_config

@@ -43,7 +43,9 @@ def _haco_config(config: TrainConfig) -> Any:
 def init_contact_from_mean(model: torch.nn.Module, means: np.ndarray, clip: float = 0.02) -> None:
     """Set ``model.decoder.init_contact`` to logit(clip(means, clip, 1 - clip)) in place.
 
-    model: a HACO model; means: (778,) per-vertex contact frequency of the training labels
+    Args:
+        model: a HACO model
+        means: (778,) per-vertex contact frequency of the training labels
     """
     probs = np.clip(np.asarray(means, dtype=np.float64), clip, 1.0 - clip)
     if probs.shape != tuple(model.decoder.init_contact.shape[1:]):
@@ -56,8 +58,11 @@ def init_contact_from_mean(model: torch.nn.Module, means: np.ndarray, clip: floa
 def token_grid(backbone: str) -> tuple[int, int, float, float, float, float]:
     """Where a backbone's context tokens sit in the 256×256 crop, for the keypoint term.
 
-    backbone: registry name
-    returns: (rows, cols, x0, y0, cell_w, cell_h): token ``r * cols + c`` covers crop pixels
+    Args:
+        backbone: registry name
+
+    Returns:
+        (rows, cols, x0, y0, cell_w, cell_h): token ``r * cols + c`` covers crop pixels
         ``x0 + c·cell_w .. x0 + (c+1)·cell_w`` × ``y0 + r·cell_h .. y0 + (r+1)·cell_h``
         (hamer: 16×12 patches of 16 px over columns 32–224, shifted 2 px by the patch conv's padding;
         ResNet/HRNet: 8×8 cells of 32 px)
@@ -78,10 +83,13 @@ def token_grid(backbone: str) -> tuple[int, int, float, float, float, float]:
 def keypoint_token_loss(logits: torch.Tensor, joints_2d: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
     """Cross-entropy of the token containing each 2D joint (softmax over the tokens).
 
-    logits: (B, N, J) float, per-token joint scores (N = rows · cols)
-    joints_2d: (B, J, 2) float, crop pixels (NaN: unknown)
-    grid: :func:`token_grid` of the backbone
-    returns: () mean over the joints inside the grid (0 when there are none, still differentiable)
+    Args:
+        logits: (B, N, J) float, per-token joint scores (N = rows · cols)
+        joints_2d: (B, J, 2) float, crop pixels (NaN: unknown)
+        grid: :func:`token_grid` of the backbone
+
+    Returns:
+        () mean over the joints inside the grid (0 when there are none, still differentiable)
     """
     rows, cols, x0, y0, cell_w, cell_h = grid
     if logits.ndim != 3 or logits.shape[1] != rows * cols or joints_2d.shape != (logits.shape[0], logits.shape[2], 2):

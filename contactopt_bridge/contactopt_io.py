@@ -70,11 +70,20 @@ RESULT_KEYS: tuple[str, ...] = ("gt_ho", "in_ho", "out_ho")
 class ContactOptHandObject:
     """The fields of ContactOpt's ``HandObject`` (contactopt.md §7), as plain numpy; None where unset.
 
-    hand_beta: (10,) MANO shape. hand_pose: (18,) 3 axis-angle + 15 PCA, or (48,) flat-mean axis-angle.
-    hand_mTc: (4, 4) transform applied after MANO. hand_verts: (778, 3) metres. hand_joints: (21, 3) metres.
-    hand_contact: (778, 1) in [0, 1]. obj_verts: (Vo, 3) metres. obj_faces: (Fo, 3) int. obj_normals: (Vo, 3).
-    obj_contact: (Vo, 1) in [0, 1]. is_left: bool. path: source path or None.
-    extra: any further attributes found in the pickle, unchanged.
+    Attributes:
+        hand_beta: (10,) MANO shape.
+        hand_pose: (18,) 3 axis-angle + 15 PCA, or (48,) flat-mean axis-angle.
+        hand_mTc: (4, 4) transform applied after MANO.
+        hand_verts: (778, 3) metres.
+        hand_joints: (21, 3) metres.
+        hand_contact: (778, 1) in [0, 1].
+        obj_verts: (Vo, 3) metres.
+        obj_faces: (Fo, 3) int.
+        obj_normals: (Vo, 3).
+        obj_contact: (Vo, 1) in [0, 1].
+        is_left: bool.
+        path: source path or None.
+        extra: any further attributes found in the pickle, unchanged.
     """
 
     hand_beta: np.ndarray | None = None

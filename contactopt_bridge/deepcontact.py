@@ -133,8 +133,9 @@ class PointNet2Segmentation(nn.Module):
 class DeepContactOutput(NamedTuple):
     """Result of :meth:`DeepContactNet.forward`.
 
-    hand: (B, V, 10) float, log-probabilities of the hand vertices' bins.
-    obj: (B, P, 10) float, log-probabilities of the object points' bins.
+    Attributes:
+        hand: (B, V, 10) float, log-probabilities of the hand vertices' bins.
+        obj: (B, P, 10) float, log-probabilities of the object points' bins.
     """
 
     hand: Tensor
@@ -247,10 +248,12 @@ def load_deepcontact(path: str | os.PathLike | None = None, device: str | torch.
 class DeepContactPrediction:
     """DeepContact contact targets of a batch of grasps, world frame (inputs of ``optimize_grasp``).
 
-    hand: (B, 778) float, decoded hand contact: centre of the most probable bin (of the roll-averaged probabilities).
-    obj: (B, P) float, decoded object contact.
-    obj_points: (B, P, 3) float, metres, the sampled object points the contact refers to.
-    obj_normals: (B, P, 3) float, their unit outward normals.
+    Attributes:
+        hand: (B, 778) float, decoded hand contact: centre of the most probable bin (of the roll-averaged
+            probabilities).
+        obj: (B, P) float, decoded object contact.
+        obj_points: (B, P, 3) float, metres, the sampled object points the contact refers to.
+        obj_normals: (B, P, 3) float, their unit outward normals.
     """
 
     hand: Tensor

@@ -74,8 +74,9 @@ _POLE_COS = 0.9
 class PointFeatures(NamedTuple):
     """Result of :func:`pointnet_features`.
 
-    hand: (B, V, 25) float, features of the hand vertices.
-    obj: (B, P, 25) float, features of the object points.
+    Attributes:
+        hand: (B, V, 25) float, features of the hand vertices.
+        obj: (B, P, 25) float, features of the object points.
     """
 
     hand: Tensor
@@ -85,8 +86,9 @@ class PointFeatures(NamedTuple):
 class NormalizingTransform(NamedTuple):
     """Rigid map to the network frame: ``p_net = (p - origin) @ rotation.T``.
 
-    rotation: (B, 3, 3) float, rows are the network x, y, z axes in world coordinates.
-    origin: (B, 3) float, metres, the object centroid.
+    Attributes:
+        rotation: (B, 3, 3) float, rows are the network x, y, z axes in world coordinates.
+        origin: (B, 3) float, metres, the object centroid.
     """
 
     rotation: Tensor
@@ -96,9 +98,14 @@ class NormalizingTransform(NamedTuple):
 class GraspInputs(NamedTuple):
     """Network inputs of :func:`grasp_inputs`, world frame, metres.
 
-    hand_verts: (B, V, 3); hand_normals: (B, V, 3); hand_joints: (B, 21, 3).
-    obj_points: (B, P, 3); obj_normals: (B, P, 3) unit outward.
-    hand_feats: (B, V, 25); obj_feats: (B, P, 25).
+    Attributes:
+        hand_verts: (B, V, 3)
+        hand_normals: (B, V, 3)
+        hand_joints: (B, 21, 3).
+        obj_points: (B, P, 3)
+        obj_normals: (B, P, 3) unit outward.
+        hand_feats: (B, V, 25)
+        obj_feats: (B, P, 25).
     """
 
     hand_verts: Tensor

@@ -50,8 +50,9 @@ __all__ = [
 class RadiusNeighbors(NamedTuple):
     """Result of :func:`radius_neighbors`.
 
-    idx: (B, M, K) long, indices into the points; -1 where padded.
-    mask: (B, M, K) bool, True for real neighbours (within the radius).
+    Attributes:
+        idx: (B, M, K) long, indices into the points; -1 where padded.
+        mask: (B, M, K) bool, True for real neighbours (within the radius).
     """
 
     idx: Tensor

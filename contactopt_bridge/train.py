@@ -137,9 +137,13 @@ class TrainConfig:
 class TrainResult:
     """Outcome of :func:`run_training`.
 
-    checkpoint: path of the resumable ``last.pt``. state_dict_path: the flat ``deepcontact.pt``.
-    metrics_path: ``deepcontact.json``. epochs_done: completed epochs. metrics: held-out metrics (see module doc).
-    history: per-epoch dicts (epoch, lr, train losses, seconds).
+    Attributes:
+        checkpoint: path of the resumable ``last.pt``.
+        state_dict_path: the flat ``deepcontact.pt``.
+        metrics_path: ``deepcontact.json``.
+        epochs_done: completed epochs.
+        metrics: held-out metrics (see module doc).
+        history: per-epoch dicts (epoch, lr, train losses, seconds).
     """
 
     checkpoint: Path

@@ -167,8 +167,11 @@ def score_grasps(
 class PlausibilityScores:
     """Per-grasp simulation results and contact flags, and their summary (:meth:`summary`, :meth:`per_frame`).
 
-    results: N :class:`~haco_grasp.simulation.SimResult`. in_contact: (N,) bool, GraspTTA's rule (inside or within
-    5 mm). protocol: the protocol's name.
+    Attributes:
+        results: N :class:`~haco_grasp.simulation.SimResult`.
+        in_contact: (N,) bool, GraspTTA's rule (inside or within
+            5 mm).
+        protocol: the protocol's name.
     """
 
     results: list[SimResult]

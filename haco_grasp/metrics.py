@@ -495,9 +495,12 @@ def simulate_grasps(grasps, *args, **kwargs):
 class ObjectPoseError(NamedTuple):
     """Per-frame object pose errors (:func:`object_pose_error`), each (B,) float64.
 
-    add_mm: mean distance between corresponding model vertices under the two poses (ADD). adds_mm: mean distance
-    from each ground-truth-posed vertex to the nearest predicted-posed vertex (ADD-S, for symmetric objects).
-    rotation_deg: angle of R_pred R_gtᵀ. translation_mm: distance between the translations.
+    Attributes:
+        add_mm: mean distance between corresponding model vertices under the two poses (ADD).
+        adds_mm: mean distance from each ground-truth-posed vertex to the nearest predicted-posed vertex (ADD-S, for
+            symmetric objects).
+        rotation_deg: angle of R_pred R_gtᵀ.
+        translation_mm: distance between the translations.
     """
 
     add_mm: np.ndarray

@@ -60,9 +60,13 @@ _CHUMPY_SUPPORTED = ("chumpy.ch.Ch", "chumpy.reordering.Select")
 class PickleLimits:
     """Resource limits of :func:`safe_load` (the defaults fit every file this toolkit reads, with margin).
 
-    max_bytes: size of the pickle itself. max_allocation: bytes that constructors in the pickle may allocate in
-    total (arrays, ``bytes(n)``, ``bytearray(n)``). max_objects: objects in the unpickled tree, each shared
-    reference counted as often as it is referenced. max_depth: nesting depth of containers.
+    Attributes:
+        max_bytes: size of the pickle itself.
+        max_allocation: bytes that constructors in the pickle may allocate in
+            total (arrays, ``bytes(n)``, ``bytearray(n)``).
+        max_objects: objects in the unpickled tree, each shared
+            reference counted as often as it is referenced.
+        max_depth: nesting depth of containers.
     """
 
     max_bytes: int = 8 << 30

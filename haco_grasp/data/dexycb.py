@@ -354,13 +354,19 @@ def _load_labels(path: Path, num_objects: int) -> dict[str, np.ndarray]:
 class DexYCBSample:
     """One DexYCB frame seen by one camera, with its labels (camera frame, metres).
 
-    index: toolkit index into the split. sample_id: ``<subject>_<date>_<time>_<serial>_<frame:06d>`` (HACO).
-    color_file / label_file: paths relative to ``root`` (POSIX separators). intrinsics: of the camera.
-    mano_side: "right" / "left". mano_betas: (10,) float64.
-    pose_m: (1, 51) float [global axis-angle (3), finger PCA-45 (45), translation (3) metres]; zeros: no hand.
-    pose_y: (n_obj, 3, 4) float [R | t] of every object of the sequence, camera frame, metres.
-    joint_3d: (1, 21, 3) float metres, -1 if invalid. joint_2d: (1, 21, 2) float pixels, -1 if invalid.
-    ycb_ids: the sequence's object ids (1..21). ycb_grasp_ind: index of the grasped object in ``ycb_ids``.
+    Attributes:
+        index: toolkit index into the split.
+        sample_id: ``<subject>_<date>_<time>_<serial>_<frame:06d>`` (HACO).
+        color_file / label_file: paths relative to ``root`` (POSIX separators).
+        intrinsics: of the camera.
+        mano_side: "right" / "left".
+        mano_betas: (10,) float64.
+        pose_m: (1, 51) float [global axis-angle (3), finger PCA-45 (45), translation (3) metres]; zeros: no hand.
+        pose_y: (n_obj, 3, 4) float [R | t] of every object of the sequence, camera frame, metres.
+        joint_3d: (1, 21, 3) float metres, -1 if invalid.
+        joint_2d: (1, 21, 2) float pixels, -1 if invalid.
+        ycb_ids: the sequence's object ids (1..21).
+        ycb_grasp_ind: index of the grasped object in ``ycb_ids``.
     """
 
     index: int

@@ -111,11 +111,17 @@ class GenericFrame:
     ``mano_side``, ``ycb_id``, ``dex_index``, ``color_file``, ``image_path``, ``crop_box``, ``hand_contact``) mean
     the same, so ``refine`` treats both alike.
 
-    mano_params: ``global_orient`` (3,), ``hand_pose`` (45,), ``betas`` (10,), ``transl`` (3,) float64, or None when
-    the file holds only ``hand_verts`` (then :func:`frame_to_grasp` fits and stores them here).
-    hand_verts: (778, 3) float64 metres or None. obj_pose: (3, 4) float64. object: the ``object`` entry as text.
-    ycb_id: DexYCB id of a YCB object, else -1. image_path: absolute path or None. crop_box: (4,) float32 or None.
-    hand_contact: (778,) float32 in [0, 1] or None. base_dir: the folder of the ``.npz``.
+    Attributes:
+        mano_params: ``global_orient`` (3,), ``hand_pose`` (45,), ``betas`` (10,), ``transl`` (3,) float64, or None when
+            the file holds only ``hand_verts`` (then :func:`frame_to_grasp` fits and stores them here).
+        hand_verts: (778, 3) float64 metres or None.
+        obj_pose: (3, 4) float64.
+        object: the ``object`` entry as text.
+        ycb_id: DexYCB id of a YCB object, else -1.
+        image_path: absolute path or None.
+        crop_box: (4,) float32 or None.
+        hand_contact: (778,) float32 in [0, 1] or None.
+        base_dir: the folder of the ``.npz``.
     """
 
     sample_id: str

@@ -37,16 +37,21 @@ NUM_HAND_VERTS = 778
 class Grasp:
     """One hand–object grasp.
 
-    object_name: procedural object name or YCB model name.
-    obj_verts_canonical: (Vo, 3) float64, metres, object frame. obj_faces: (Fo, 3) int64.
-    obj_rotation: (3, 3), obj_translation: (3,) the object pose in the world frame.
-    global_orient: (3,), hand_pose: (45,) axis-angle, flat-mean convention. betas: (10,). transl: (3,) metres.
-    hand_verts: (778, 3), hand_joints: (21, 3) metres, world frame. hand_faces: (F, 3) int64 (open wrist).
-    hand_contact: (778,) float64 in {0, 1}.
-    side: "right" or "left" (synthetic grasps are right hands).
-    grasp_type: e.g. "power", "precision", "pinch"; "" when unknown.
-    object_id: integer id of the object within its source (procedural index or YCB id).
-    meta: free-form provenance (seed, source sample id, ...), JSON-serialisable values only.
+    Attributes:
+        object_name: procedural object name or YCB model name.
+        obj_verts_canonical: (Vo, 3) float64, metres, object frame.
+        obj_faces: (Fo, 3) int64.
+        obj_rotation: (3, 3), obj_translation: (3,) the object pose in the world frame.
+        global_orient: (3,), hand_pose: (45,) axis-angle, flat-mean convention.
+        betas: (10,).
+        transl: (3,) metres.
+        hand_verts: (778, 3), hand_joints: (21, 3) metres, world frame.
+        hand_faces: (F, 3) int64 (open wrist).
+        hand_contact: (778,) float64 in {0, 1}.
+        side: "right" or "left" (synthetic grasps are right hands).
+        grasp_type: e.g. "power", "precision", "pinch"; "" when unknown.
+        object_id: integer id of the object within its source (procedural index or YCB id).
+        meta: free-form provenance (seed, source sample id, ...), JSON-serialisable values only.
     """
 
     object_name: str
@@ -83,7 +88,8 @@ class Grasp:
     ) -> Grasp:
         """A grasp from an object mesh (``name``, ``verts``, ``faces``) posed by ``obj_pose`` (3, 4) [R | t] and a hand.
 
-        mano_params: ``global_orient``, ``hand_pose`` (flat-mean), ``betas``, ``transl`` as numpy arrays.
+        Args:
+            mano_params: ``global_orient``, ``hand_pose`` (flat-mean), ``betas``, ``transl`` as numpy arrays.
         """
         pose = np.asarray(obj_pose, dtype=np.float64)
         return cls(

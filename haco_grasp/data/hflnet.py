@@ -138,12 +138,15 @@ MAX_FIT_ERROR_M = 0.03
 class HFLNetPrediction:
     """One HFL-Net prediction (see the module docstring for the conventions).
 
-    hand_joints_rel: (21, 3) float32, metres, root-relative, not mirrored.
-    hand_verts_rel: (778, 3) float32, metres, relative to joint 0, not mirrored.
-    hand_root: (3,) float32, camera-frame wrist, metres.
-    mano_pose_aa: (48,) float32 axis-angle, flat-mean; mirrored (right-hand) frame for left hands.
-    mano_shape: (10,) float32 betas. obj_pose: (3, 4) float32 [R | t], camera frame, metres.
-    crop_box: (4,) float32 x0, y0, x1, y1 pixels, optional. hand_contact: (778,) float32 in [0, 1], optional.
+    Attributes:
+        hand_joints_rel: (21, 3) float32, metres, root-relative, not mirrored.
+        hand_verts_rel: (778, 3) float32, metres, relative to joint 0, not mirrored.
+        hand_root: (3,) float32, camera-frame wrist, metres.
+        mano_pose_aa: (48,) float32 axis-angle, flat-mean; mirrored (right-hand) frame for left hands.
+        mano_shape: (10,) float32 betas.
+        obj_pose: (3, 4) float32 [R | t], camera frame, metres.
+        crop_box: (4,) float32 x0, y0, x1, y1 pixels, optional.
+        hand_contact: (778,) float32 in [0, 1], optional.
     """
 
     dex_index: int

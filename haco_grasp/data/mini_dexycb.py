@@ -74,10 +74,17 @@ _SEG_CELL = 4  # the segmentation is painted on a grid of 4 x 4 pixel cells, the
 class MiniDexYCB:
     """What :func:`write_mini_dexycb` wrote.
 
-    root: the DexYCB-layout folder (pass it to ``DexYCB(root, strict=False)``). models_root: ``root / "models"``.
-    mano_root: the MANO folder used for the hands. subjects / serials: those written. sequences: relative
-    ``<subject>/<sequence>`` folders in toolkit order. left_sequences: those with left hands. n_frames: per sequence.
-    n_samples: label files written (all splits). n_test_samples / n_test_gsdf: size of s0_test ("all" / "gsdf").
+    Attributes:
+        root: the DexYCB-layout folder (pass it to ``DexYCB(root, strict=False)``).
+        models_root: ``root / "models"``.
+        mano_root: the MANO folder used for the hands.
+        subjects / serials: those written.
+        sequences: relative
+            ``<subject>/<sequence>`` folders in toolkit order.
+        left_sequences: those with left hands.
+        n_frames: per sequence.
+        n_samples: label files written (all splits).
+        n_test_samples / n_test_gsdf: size of s0_test ("all" / "gsdf").
     """
 
     root: Path

@@ -25,9 +25,10 @@ _CANDIDATE_BLOCK = 1 << 18
 class PointMeshResult(NamedTuple):
     """Result of :func:`point_mesh_distance`.
 
-    sq_dist: (B, P) float, squared distance to the mesh, metres^2.
-    closest: (B, P, 3) float, closest point on the mesh, metres.
-    face_idx: (B, P) long, index of the face holding the closest point.
+    Attributes:
+        sq_dist: (B, P) float, squared distance to the mesh, metres^2.
+        closest: (B, P, 3) float, closest point on the mesh, metres.
+        face_idx: (B, P) long, index of the face holding the closest point.
     """
 
     sq_dist: Tensor

@@ -50,10 +50,16 @@ _REQUIRED_KEYS = (
 class ManoModelData:
     """The arrays of one MANO model file, as plain numpy (float64 unless stated).
 
-    v_template: (V, 3) rest vertices, metres. faces: (F, 3) int64 (open at the wrist).
-    J_regressor: (16, V) dense. parents: (16,) int64, -1 for the root. weights: (V, 16) skinning weights.
-    shapedirs: (V, 3, S) shape blend shapes. posedirs: (V, 3, 135) pose correctives.
-    hands_components: (45, 45) PCA basis, one component per row. hands_mean: (45,) mean finger pose.
+    Attributes:
+        v_template: (V, 3) rest vertices, metres.
+        faces: (F, 3) int64 (open at the wrist).
+        J_regressor: (16, V) dense.
+        parents: (16,) int64, -1 for the root.
+        weights: (V, 16) skinning weights.
+        shapedirs: (V, 3, S) shape blend shapes.
+        posedirs: (V, 3, 135) pose correctives.
+        hands_components: (45, 45) PCA basis, one component per row.
+        hands_mean: (45,) mean finger pose.
     """
 
     v_template: np.ndarray
@@ -234,10 +240,11 @@ def _check_mano_ranges(data: ManoModelData, fix: str) -> None:
 class ManoOutput:
     """Output of :class:`ManoLayer`.
 
-    verts: (B, V, 3) float, metres.
-    joints: (B, 21, 3) float, metres, in the order of :data:`~haco_grasp.hand.joints.JOINT_NAMES`.
-    full_pose: (B, 48) axis-angle actually applied (global + 15 joints, hand mean included); None from
-        :meth:`ManoLayer.skin` without it.
+    Attributes:
+        verts: (B, V, 3) float, metres.
+        joints: (B, 21, 3) float, metres, in the order of :data:`~haco_grasp.hand.joints.JOINT_NAMES`.
+        full_pose: (B, 48) axis-angle actually applied (global + 15 joints, hand mean included); None from
+            :meth:`ManoLayer.skin` without it.
     """
 
     verts: Tensor
@@ -307,7 +314,11 @@ class ManoLayer(nn.Module):
     def pose_to_axis_angle(self, hand_pose: Tensor) -> Tensor:
         """Finger pose as 45 axis-angle values, hand mean included.
 
-        hand_pose: (B, num_pca_comps) PCA coefficients or (B, 45) axis-angle. Returns (B, 45).
+        Args:
+            hand_pose: (B, num_pca_comps) PCA coefficients or (B, 45) axis-angle.
+
+        Returns:
+            (B, 45) axis-angle.
         """
         if self.use_pca:
             hand_pose = hand_pose @ self.hand_components  # (B, k) @ (k, 45) -> (B, 45)

@@ -192,8 +192,12 @@ class SimResult:
 class SimSummary(NamedTuple):
     """Summary over frames; the statistics are over simulated frames only.
 
-    n: frames. n_simulated: frames simulated. mean_displacement_cm / median_displacement_cm: cm (NaN if none).
-    stable_share: share of simulated frames that stayed. contact_share: share with at least one MuJoCo contact.
+    Attributes:
+        n: frames.
+        n_simulated: frames simulated.
+        mean_displacement_cm / median_displacement_cm: cm (NaN if none).
+        stable_share: share of simulated frames that stayed.
+        contact_share: share with at least one MuJoCo contact.
     """
 
     n: int

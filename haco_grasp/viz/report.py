@@ -24,8 +24,13 @@ CONTACT_THRESHOLD_M = 0.01
 def grasp_row(hand_verts, hand_faces, obj_verts, obj_faces, contact, label: str, n_views: int = 3, size: int = 200):
     """One labelled row of ``n_views`` renders around a grasp, hand coloured by contact.
 
-    hand_verts: (778, 3) metres. obj_verts: (Vo, 3) metres. contact: (778,) in [0, 1] (heat map on the hand).
-    Returns an (H, n_views·W, 3) uint8 image.
+    Args:
+        hand_verts: (778, 3) metres.
+        obj_verts: (Vo, 3) metres.
+        contact: (778,) in [0, 1] (heat map on the hand).
+
+    Returns:
+        (H, n_views·W, 3) uint8 image.
     """
     meshes = [
         MeshLayer(

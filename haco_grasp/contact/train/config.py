@@ -17,35 +17,41 @@ from haco_grasp.errors import InputError
 class TrainConfig:
     """Everything a training run needs (saved as ``train_config.json``).
 
-    backbone: backbone registry name; backbone_kwargs: extra factory arguments (e.g. a small ViT).
-    decoder_dim, depth, heads, dim_head, mlp_dim: decoder sizes.
-    hand: topology of the coarse regressors and the smoothness faces: "synthetic" or "mano".
-    loss: per-level loss name (:data:`haco_grasp.contact.losses.LOSS_NAMES`; HACO: "vcb").
-    balanced_sampling: HACO's balanced contact sampling (else a seeded random shuffle); sampling_edge_mode: see
-        :func:`haco_grasp.contact.sampling.balanced_indices`.
-    lr, betas, weight_decay: AdamW. milestones, gamma: MultiStepLR, stepped per epoch.
-    batch_size, epochs, image_size, workers, seed: as named (image_size must be 256 for the registry backbones).
-    augment: apply HACO's augmentations to training images.
-    out_dir: output folder. resume: continue from ``out_dir/last.ckpt``.
-    train_data / val_data: image folders (``write_image_dataset`` format); val_objects: object names held out
-        from ``train_data`` for validation when ``val_data`` is empty.
-    synthetic_cache, synthetic_chunks, views_per_grasp: used when ``train_data`` is empty: a
-        :class:`~haco_grasp.contact.datasets.SyntheticContactDataset` cache (generated if missing).
-    threshold: probability threshold of the evaluation; None uses the backbone's official threshold.
-    eval_empty: averaging rule of the headline metric, "skip" (paper) or "zero" (HACO test.py); both are logged.
-    max_wall_s: stop (evaluate, save) once this many seconds have passed; None: no limit.
-    max_steps_per_epoch: cap on optimisation steps per epoch (None: the whole epoch).
-    init_contact_from_mean: start a fresh model (not a resumed one) with the decoder's ``init_contact`` set to the
-        logit of the training mean contact map (clipped to [0.02, 0.98]), so the untrained model predicts the
-        mean map instead of random logits (HACO initialises it with randn; on small data this matters).
-    keypoint_weight: weight of the training-only 2D keypoint term (module docstring); 0 turns it off.
-    calibrate_threshold: after each evaluation, store the validation set's best-F1 threshold
-        (:func:`best_f1_threshold`) as the checkpoint's ``threshold`` (``last.json``), which ``load_haco`` and the
-        predictor then use; the validation F1 at that threshold is then optimistic: report a separate test set.
-    keep_epochs: also keep ``epoch_{e:03d}.ckpt`` for these epochs (HACO keeps 0, 5 and 9); ``last.ckpt`` is always
-        rewritten.
-    progress: tqdm progress bars.
-    device: "auto" (CUDA when available), or a torch device string.
+    Attributes:
+        backbone: backbone registry name
+        backbone_kwargs: extra factory arguments (e.g. a small ViT).
+        decoder_dim, depth, heads, dim_head, mlp_dim: decoder sizes.
+        hand: topology of the coarse regressors and the smoothness faces: "synthetic" or "mano".
+        loss: per-level loss name (:data:`haco_grasp.contact.losses.LOSS_NAMES`; HACO: "vcb").
+        balanced_sampling: HACO's balanced contact sampling (else a seeded random shuffle)
+        sampling_edge_mode: see
+            :func:`haco_grasp.contact.sampling.balanced_indices`.
+        lr, betas, weight_decay: AdamW.
+        milestones, gamma: MultiStepLR, stepped per epoch.
+        batch_size, epochs, image_size, workers, seed: as named (image_size must be 256 for the registry backbones).
+        augment: apply HACO's augmentations to training images.
+        out_dir: output folder.
+        resume: continue from ``out_dir/last.ckpt``.
+        train_data / val_data: image folders (``write_image_dataset`` format)
+        val_objects: object names held out
+            from ``train_data`` for validation when ``val_data`` is empty.
+        synthetic_cache, synthetic_chunks, views_per_grasp: used when ``train_data`` is empty: a
+            :class:`~haco_grasp.contact.datasets.SyntheticContactDataset` cache (generated if missing).
+        threshold: probability threshold of the evaluation; None uses the backbone's official threshold.
+        eval_empty: averaging rule of the headline metric, "skip" (paper) or "zero" (HACO test.py); both are logged.
+        max_wall_s: stop (evaluate, save) once this many seconds have passed; None: no limit.
+        max_steps_per_epoch: cap on optimisation steps per epoch (None: the whole epoch).
+        init_contact_from_mean: start a fresh model (not a resumed one) with the decoder's ``init_contact`` set to the
+            logit of the training mean contact map (clipped to [0.02, 0.98]), so the untrained model predicts the
+            mean map instead of random logits (HACO initialises it with randn; on small data this matters).
+        keypoint_weight: weight of the training-only 2D keypoint term (module docstring); 0 turns it off.
+        calibrate_threshold: after each evaluation, store the validation set's best-F1 threshold
+            (:func:`best_f1_threshold`) as the checkpoint's ``threshold`` (``last.json``), which ``load_haco`` and the
+            predictor then use; the validation F1 at that threshold is then optimistic: report a separate test set.
+        keep_epochs: also keep ``epoch_{e:03d}.ckpt`` for these epochs (HACO keeps 0, 5 and 9); ``last.ckpt`` is always
+            rewritten.
+        progress: tqdm progress bars.
+        device: "auto" (CUDA when available), or a torch device string.
     """
 
     backbone: str = "hamer"
@@ -168,12 +174,15 @@ PRESETS: dict[str, TrainConfig] = {
 class EvalResult:
     """Evaluation of one model on one dataset (probability threshold ``threshold``).
 
-    precision, recall, f1: means with the "skip" rule (undefined per-frame values dropped, HACO paper)
-    precision_zero, recall_zero, f1_zero: means with the "zero" rule (undefined values count 0, HACO test.py)
-    baseline: the same six numbers for the "predict the training mean contact map" baseline (or {} if none)
-    threshold: the threshold used; num_samples: frames evaluated; mean_loss: mean BCE of the logits
-    best_threshold, best_f1: the threshold of :data:`THRESHOLD_GRID` with the highest "skip"-rule F1 on this data,
-        and that F1 (chosen on the data it is reported on: optimistic, use it to calibrate, not to report)
+    Attributes:
+        precision, recall, f1: means with the "skip" rule (undefined per-frame values dropped, HACO paper)
+        precision_zero, recall_zero, f1_zero: means with the "zero" rule (undefined values count 0, HACO test.py)
+        baseline: the same six numbers for the "predict the training mean contact map" baseline (or {} if none)
+        threshold: the threshold used
+        num_samples: frames evaluated
+        mean_loss: mean BCE of the logits
+        best_threshold, best_f1: the threshold of :data:`THRESHOLD_GRID` with the highest "skip"-rule F1 on this data,
+            and that F1 (chosen on the data it is reported on: optimistic, use it to calibrate, not to report)
     """
 
     precision: float

@@ -35,15 +35,20 @@ def _unit(v: np.ndarray) -> np.ndarray:
 class _Rig:
     """Kinematic annotations of a MANO-format model (rest pose, flat-hand-mean convention, betas 0).
 
-    frames: (5, 3, 3, 3) per digit and level, rows = flexion axis, abduction axis, bone direction (rest frame).
-    palm_normal, finger_dir: (3,) unit vectors. palm_centre: (3,) metres. knuckle_offset: palm centre to MCP line
-    along finger_dir, metres.
-    vert_digit: (V,) int, digit of each vertex's dominant joint, -1 for the palm / back / wrist ("body").
-    moving: (3, 5, V) float, skinning weight of each vertex on the level-k joint of digit d and its descendants
-    (0 below 0.02). own: (3, 5, V) bool, vertices whose dominant joint is that joint or a descendant (the others
-    with a moving weight are blended skin of the parent link: the crease).
-    link: (3, 5, V) bool, vertices whose dominant joint is the level-k joint of digit d.
-    digit: (5, V) bool, vertices of each digit. palm: (V,) bool, palmar palm vertices.
+    Attributes:
+        frames: (5, 3, 3, 3) per digit and level, rows = flexion axis, abduction axis, bone direction (rest frame).
+        palm_normal, finger_dir: (3,) unit vectors.
+        palm_centre: (3,) metres.
+        knuckle_offset: palm centre to MCP line
+            along finger_dir, metres.
+        vert_digit: (V,) int, digit of each vertex's dominant joint, -1 for the palm / back / wrist ("body").
+        moving: (3, 5, V) float, skinning weight of each vertex on the level-k joint of digit d and its descendants
+            (0 below 0.02).
+        own: (3, 5, V) bool, vertices whose dominant joint is that joint or a descendant (the others
+            with a moving weight are blended skin of the parent link: the crease).
+        link: (3, 5, V) bool, vertices whose dominant joint is the level-k joint of digit d.
+        digit: (5, V) bool, vertices of each digit.
+        palm: (V,) bool, palmar palm vertices.
     """
 
     frames: np.ndarray
@@ -167,8 +172,11 @@ def _rotation_aligning(a_local: np.ndarray, o_local: np.ndarray, a_world: np.nda
 class _TypePlan:
     """Digit paths of one grasp type on one rig.
 
-    start: (5, 3, 3) local coordinates at t = 0 (open family). direction: (5, 3, 3) change per unit t.
-    speed: (5, 3) radians per unit t (norm of direction). t_max: (5, 3) path limits.
+    Attributes:
+        start: (5, 3, 3) local coordinates at t = 0 (open family).
+        direction: (5, 3, 3) change per unit t.
+        speed: (5, 3) radians per unit t (norm of direction).
+        t_max: (5, 3) path limits.
     """
 
     name: str

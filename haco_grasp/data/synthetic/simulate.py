@@ -32,9 +32,14 @@ from haco_grasp.objects.procedural import ObjectMesh
 class _Batch:
     """Candidates simulated together (one object, one grasp type); B candidates, all float32 tensors.
 
-    rotation: (B, 3, 3) hand-to-world rotation. position: (B, 3) world position of the hand frame's origin.
-    t: (B, 5, 3) path parameter of every digit joint. t_max: (B, 5, 3). betas: (B, S). normal: (B, 3) site
-    normal. valid: (B,) bool, False for candidates that could not be placed.
+    Attributes:
+        rotation: (B, 3, 3) hand-to-world rotation.
+        position: (B, 3) world position of the hand frame's origin.
+        t: (B, 5, 3) path parameter of every digit joint.
+        t_max: (B, 5, 3).
+        betas: (B, S).
+        normal: (B, 3) site normal.
+        valid: (B,) bool, False for candidates that could not be placed.
     """
 
     rotation: Tensor
@@ -259,9 +264,10 @@ def _back_off(sim: _Simulator, batch: _Batch, obj: ObjectMesh, config: GraspWorl
 class HandParts(NamedTuple):
     """Vertex parts of a MANO-format hand used by the quality rule.
 
-    vert_digit: (V,) int64, digit of each vertex's dominant skinning joint (0 thumb, 1 index, 2 middle, 3 ring,
-        4 pinky), -1 for the palm, back of the hand and wrist.
-    palm: (V,) bool, palmar palm vertices (wrist-bound, rest normal within 60 degrees of the palm normal).
+    Attributes:
+        vert_digit: (V,) int64, digit of each vertex's dominant skinning joint (0 thumb, 1 index, 2 middle, 3 ring,
+            4 pinky), -1 for the palm, back of the hand and wrist.
+        palm: (V,) bool, palmar palm vertices (wrist-bound, rest normal within 60 degrees of the palm normal).
     """
 
     vert_digit: np.ndarray

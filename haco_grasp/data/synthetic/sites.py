@@ -19,8 +19,11 @@ from haco_grasp.objects.procedural import ObjectMesh
 class _Sites:
     """Scored grasp sites of one object.
 
-    points, normals: (P, 3) sample points and outward normals. tangents: (P, K, 3) candidate opposition axes.
-    valid: type -> (P, K) bool. depth: type -> (P,) target depth of the grasp centre, metres (inf: palm contact).
+    Attributes:
+        points, normals: (P, 3) sample points and outward normals.
+        tangents: (P, K, 3) candidate opposition axes.
+        valid: type -> (P, K) bool.
+        depth: type -> (P,) target depth of the grasp centre, metres (inf: palm contact).
     """
 
     points: np.ndarray

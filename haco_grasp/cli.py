@@ -76,6 +76,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "contactopt_bridge.train:add_arguments",
         "contactopt_bridge.train:run_from_args",
     ),
+    "prepare-data": (
+        "write sharded training data once (HACO crops, DeepContact samples; split by object, resumable)",
+        "haco_grasp.prepare_data:add_arguments",
+        "haco_grasp.prepare_data:run_from_args",
+    ),
 }
 
 

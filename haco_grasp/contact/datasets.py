@@ -27,6 +27,9 @@ Implemented here
   object's 3D bounding box, enlarged 1.3× about its centre, warped anisotropically), the labels
   :func:`haco_grasp.geometry.labels.hand_contact_labels` at 1 cm. Right hands only (left-hand frames are skipped).
 
+Length: past 600 lines because the four datasets share :class:`_CropDataset` (crop, augmentation, normalisation)
+and one item format, and each is a thin reader of its source; a split would scatter that one contract.
+
 The other HACO training datasets (haco.md §7), same interface, not implemented: HACO's repository documents only
 its own preprocessed layout (``annot_data/<sample_id>.npz`` + ``contact_data/<sample_id>.npy``, haco.md §6), not the
 raw formats, so they are left to a loader of that layout.

@@ -47,8 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--milestones", type=int, nargs="+", help="MultiStepLR epochs (a resumed run follows these)")
     parser.add_argument("--gamma", type=float, help="MultiStepLR factor")
-    parser.add_argument("--data", dest="train_data", nargs="+", help="training image folders (write_image_dataset)")
-    parser.add_argument("--val-data", nargs="+", help="validation image folders")
+    parser.add_argument("--data", dest="train_data", nargs="+",
+                        help="training image folders (write_image_dataset), or prepared shard roots (prepare-data: "
+                        "trains on their train split and validates on their held-out test split)")  # fmt: skip
+    parser.add_argument("--val-data", nargs="+", help="validation image folders (or prepared roots: their test split)")
     parser.add_argument("--val-objects", nargs="*", help="object names held out of --data for validation")
     parser.add_argument("--synthetic-cache", help="synthetic data cache folder (used without --data)")
     parser.add_argument("--synthetic-chunks", type=int, help="chunks of one grasp per object")

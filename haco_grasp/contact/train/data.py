@@ -11,9 +11,11 @@ from haco_grasp.contact.augment import AugmentConfig
 from haco_grasp.contact.datasets import (
     ImageFolderContactDataset,
     Normalization,
+    ShardedContactDataset,
     SyntheticContactDataset,
 )
 from haco_grasp.contact.train.config import TrainConfig
+from haco_grasp.data.shards import is_shard_root
 from haco_grasp.errors import InputError
 
 
@@ -41,14 +43,23 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     normalization = _normalization(config.backbone)
     augment = AugmentConfig(size=config.image_size)
     common = {"normalization": normalization, "size": config.image_size}
-    if config.train_data:
+    if config.train_data and all(is_shard_root(root) for root in config.train_data):
+        # Prepared shards (haco-grasp prepare-data): train on the train split, validate on the held-out objects.
+        train_set = ShardedContactDataset(
+            list(config.train_data), split="train", train=config.augment, augment=augment, seed=config.seed, **common
+        )
+        if config.val_data:
+            val_set = _validation_set(list(config.val_data), common)
+        else:
+            val_set = ShardedContactDataset(list(config.train_data), split="test", **common)
+    elif config.train_data:
         exclude = None if config.val_data else (config.val_objects or None)
         train_set = ImageFolderContactDataset(
             list(config.train_data), train=config.augment, augment=augment, exclude_objects=exclude,
             seed=config.seed, **common,
         )  # fmt: skip
         if config.val_data:
-            val_set = ImageFolderContactDataset(list(config.val_data), train=False, **common)
+            val_set = _validation_set(list(config.val_data), common)
         elif config.val_objects:
             val_set = ImageFolderContactDataset(list(config.train_data), objects=config.val_objects, **common)
         else:
@@ -73,6 +84,13 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None]:
     if len(train_set) == 0:
         raise InputError("the training set is empty; check train_data / val_objects")
     return train_set, val_set
+
+
+def _validation_set(roots: list[str], common: dict[str, Any]) -> Dataset:
+    """Validation data from image folders, or the held-out split of prepared shard datasets."""
+    if all(is_shard_root(root) for root in roots):
+        return ShardedContactDataset(roots, split="test", **common)
+    return ImageFolderContactDataset(roots, train=False, **common)
 
 
 def _collate(batch: list[dict[str, Any]]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 from haco_grasp.arrays import to_numpy
 from haco_grasp.errors import InputError
 
-__all__ = ["Camera", "Projection"]
+__all__ = ["Camera", "Projection", "orbit_cameras"]
 
 
 def _vector3(value: Any, name: str) -> np.ndarray:
@@ -157,3 +157,55 @@ class Camera:
         with np.errstate(divide="ignore", invalid="ignore"):
             pixels = homogeneous[:, :2] / homogeneous[:, 2:3]
         return Projection(pixels=pixels, depth=cam[:, 2])
+
+
+def orbit_cameras(
+    center: Any,
+    radius: float,
+    n_views: int = 4,
+    size: int = 256,
+    elevation_deg: float = 0.0,
+    up: Any = (0.0, -1.0, 0.0),
+    front: Any = (0.0, 0.0, -1.0),
+    fov_deg: float = 30.0,
+) -> list[Camera]:
+    """Cameras evenly spaced in azimuth around ``center``, each framing a sphere of ``radius``.
+
+    View 0 looks from direction ``front`` (seen from ``center``, made perpendicular to ``up``) raised by
+    ``elevation_deg``; the defaults (up = -y, front = -z) make view 0 the original camera's direction for data
+    in an OpenCV camera frame. Views turn by 360 / n_views degrees about ``up``.
+
+    Args:
+        center: (3,) float, orbit centre, metres
+        radius: radius of the sphere around ``center`` that must be in view, metres (> 0); the camera distance is
+            ``1.05 * radius / sin(fov / 2)``
+        up, front: (3,) float world directions
+
+    Returns:
+        list of n_views Camera, size x size pixels
+    """
+    center_w = _vector3(center, "center")
+    if not (np.isfinite(radius) and radius > 0.0):
+        raise InputError(f"radius must be a positive distance in metres, got {radius}")
+    if isinstance(n_views, bool) or not isinstance(n_views, (int, np.integer)) or n_views < 1:
+        raise InputError(f"n_views must be a positive int, got {n_views!r}")
+    if not -89.0 <= elevation_deg <= 89.0:
+        raise InputError(f"elevation_deg must be in [-89, 89], got {elevation_deg}")
+    if not (0.0 < fov_deg < 180.0):
+        raise InputError(f"fov_deg must be in (0, 180) degrees, got {fov_deg}")
+    up_w = _unit(up, "up")
+    front_w = _vector3(front, "front")
+    front_w = front_w - (front_w @ up_w) * up_w
+    if np.linalg.norm(front_w) < 1e-9:
+        raise InputError(f"front {np.asarray(front).tolist()} is parallel to up {up_w.tolist()}; pick another front")
+    front_w /= np.linalg.norm(front_w)
+    side = np.cross(up_w, front_w)
+    distance = 1.05 * radius / math.sin(math.radians(fov_deg) / 2.0)
+    elevation = math.radians(elevation_deg)
+    cameras = []
+    for view in range(int(n_views)):
+        azimuth = 2.0 * math.pi * view / n_views
+        horizontal = math.cos(azimuth) * front_w + math.sin(azimuth) * side
+        direction = math.cos(elevation) * horizontal + math.sin(elevation) * up_w
+        cameras.append(Camera.look_at(center_w + distance * direction, center_w, up_w, fov_deg, size, size))
+    return cameras

@@ -137,7 +137,16 @@ def _move_hand(
 
     MANO rotates about the rest root joint ``root``: ``x = R_g (v - root) + root + transl``. Hence
     ``R' = rotation R_g`` and ``transl' = rotation (root + transl) + shift - root``.
-    global_orient: (N, 3), transl: (N, 3), root: (3,), rotation: (3, 3) or (N, 3, 3), shift: (3,) or (N, 3).
+
+    Args:
+        global_orient: (N, 3) axis-angle.
+        transl: (N, 3) metres.
+        root: (3,) rest root joint, metres.
+        rotation: (3, 3) or (N, 3, 3).
+        shift: (3,) or (N, 3) metres.
+
+    Returns:
+        global_orient (N, 3) and transl (N, 3) of the moved hand.
     """
     new_rotation = Rotation.from_matrix(rotation) * Rotation.from_rotvec(global_orient)
     moved = np.einsum("...ij,...j->...i", rotation, root + transl) + shift - root  # (N, 3)

@@ -278,3 +278,14 @@ def test_object_mass_properties_of_a_box_either_orientation():
         np.testing.assert_allclose(com, [0.1, 0.0, 0.0], atol=1e-12)
         np.testing.assert_allclose(inertia, expected, atol=1e-10)
         assert volume == pytest.approx(0.02 * 0.04 * 0.06)
+
+
+def test_every_public_name_imports_from_the_package():
+    # simulation.py became a package (protocols, decompose, scene, grasps); the old import path keeps working
+    import haco_grasp.simulation as package
+    from haco_grasp.simulation import decompose, grasps, protocols, scene
+
+    for name in package.__all__:
+        assert any(
+            getattr(module, name, None) is getattr(package, name) for module in (protocols, decompose, scene, grasps)
+        )

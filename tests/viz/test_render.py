@@ -512,3 +512,16 @@ def test_input_validation():
         render([MeshLayer(verts, faces)], camera, light_dir=(0.0, 0.0, 0.0))
     with pytest.raises(InputError):
         render([(verts, faces)], camera)
+
+
+def test_split_modules_keep_the_viz_render_import_path() -> None:
+    # the camera and the image helpers moved to viz/camera.py and viz/images.py; viz.render re-exports them
+    import importlib
+
+    from haco_grasp.viz import camera, images
+
+    render_module = importlib.import_module("haco_grasp.viz.render")  # haco_grasp.viz.render is also the function
+
+    for module in (camera, images):
+        for name in module.__all__:
+            assert getattr(render_module, name) is getattr(module, name), name

@@ -29,7 +29,15 @@ from haco_grasp.data.grasp import Grasp
 from haco_grasp.data.shards import ShardTable
 from haco_grasp.errors import InputError
 
-__all__ = ["ShardedDeepContactDataset", "collate_features", "deepcontact_arrays", "load_split"]
+__all__ = [
+    "ShardedDeepContactDataset",
+    "batch_of",
+    "collate_features",
+    "deepcontact_arrays",
+    "load_split",
+    "num_samples",
+    "shard_training_data",
+]
 
 #: Per-sample arrays of a shard (indexed by sample) and per-grasp arrays (indexed by ``dc_grasp``).
 SAMPLE_ARRAYS = ("dc_hand_verts", "dc_hand_normals", "dc_hand_joints")
@@ -164,3 +172,56 @@ def load_split(root: str | os.PathLike[str], split: str, batch_size: int = 64) -
     numbering = {name: number for number, name in enumerate(dict.fromkeys(grasp_ids))}
     out["grasp_index"] = torch.tensor([numbering[name] for name in grasp_ids], dtype=torch.long)
     return out
+
+
+def shard_training_data(root: str | os.PathLike[str]) -> dict[str, Any]:
+    """DeepContact training data of a prepared root, shaped like ``train._split_and_prepare``'s output.
+
+    Args:
+        root: dataset root written by ``haco-grasp prepare-data`` with DeepContact samples.
+
+    Returns:
+        dict: "train" a :class:`ShardedDeepContactDataset` (streamed: features per batch, see :func:`batch_of`);
+        "test" the held-out split in memory (:func:`load_split`); "train_objects" / "test_objects" (the split by
+        object); "n_train_grasps" / "n_test_grasps"; "description" (for the run's report).
+    """
+    from haco_grasp.data.shards import read_index
+
+    index = read_index(root)
+    train = ShardedDeepContactDataset(root, "train")
+    if len(train) == 0:
+        raise InputError(f"{root} holds no DeepContact training samples; prepare it with --deepcontact-perturbations")
+    return {
+        "train": train,
+        "test": load_split(root, "test"),
+        "train_objects": index["split_by_object"]["train"],
+        "test_objects": index["split_by_object"]["test"],
+        "n_train_grasps": int(index["counts"]["train"].get("grasps", 0)),
+        "n_test_grasps": int(index["counts"]["test"].get("grasps", 0)),
+        "description": (
+            f"prepared shards {root} (haco-grasp prepare-data, config in its index.json): synthetic grasps split by "
+            "object, contactopt-aug perturbations; inputs = 25 features of the perturbed hand computed per batch from "
+            "the stored geometry; targets = ContactOpt capsule contact (GT_CAPSULE_BOTTOM) of the ground-truth pose"
+        ),
+    }
+
+
+def batch_of(source: Any, index: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Samples ``index`` of a training source: a dict of tensors (``prepare_samples``) or a sharded dataset.
+
+    Args:
+        source: dict of (S, ...) tensors, or a :class:`ShardedDeepContactDataset`.
+        index: (B,) long sample numbers.
+
+    Returns:
+        dict with hand_verts, hand_feats, obj_points, obj_feats, hand_target, obj_target, each (B, ...).
+    """
+    if isinstance(source, ShardedDeepContactDataset):
+        return collate_features([source[int(i)] for i in index.tolist()])
+    keys = ("hand_verts", "hand_feats", "obj_points", "obj_feats", "hand_target", "obj_target")
+    return {key: source[key][index] for key in keys}
+
+
+def num_samples(source: Any) -> int:
+    """Number of samples of a training source (dict of tensors or sharded dataset)."""
+    return len(source) if isinstance(source, ShardedDeepContactDataset) else int(source["hand_verts"].shape[0])

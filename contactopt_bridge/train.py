@@ -23,7 +23,9 @@ and object points at two rules: value >= 0.4 (bin >= 4, within about 2.5 mm of a
 reported alongside.
 
 The grasp cache file and the samples (inputs and targets) are built by :mod:`contactopt_bridge.train_data`; this
-module holds the configuration, the loss and metrics, the training loop and the command line.
+module holds the configuration, the loss and metrics, the training loop and the command line (just past 600 lines:
+those four parts of one recipe share :class:`TrainConfig`). ``--shards ROOT`` trains on data prepared once by
+``haco-grasp prepare-data`` instead (:mod:`contactopt_bridge.shards`: streamed, features computed per batch).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from contactopt_bridge.deepcontact import CLASS_BIN_WEIGHTS, NUM_BINS, DeepContactNet, contact_to_bin
+from contactopt_bridge.shards import batch_of, num_samples, shard_training_data
 from contactopt_bridge.train_data import load_grasps, prepare_samples, save_grasps
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
@@ -100,6 +103,10 @@ class TrainConfig:
         eval_batch_size: samples per evaluation forward pass.
         export: optional path of a copy of the final flat state_dict (a ``.json`` is written beside it).
         progress: show progress bars.
+        shards: a root prepared by ``haco-grasp prepare-data`` with DeepContact samples: train streams its train
+            split (features computed per batch), evaluation uses its held-out test split; n_grasps, grasp_seed,
+            test_objects, perturbations, test_perturbations, perturb_seed, n_obj_points and point_seed are then
+            unused (the root's index.json records its own).
     """
 
     out_dir: str = "runs/deepcontact"
@@ -125,6 +132,7 @@ class TrainConfig:
     eval_batch_size: int = 8
     export: str | None = None
     progress: bool = True
+    shards: str | None = None
 
     def data_key(self) -> str:
         """Hash of the fields that define the prepared data (names the cache file)."""
@@ -371,14 +379,17 @@ def run_training(config: TrainConfig, grasps: Sequence[Grasp] | None = None) -> 
     start_cpu = time.process_time()
     from tqdm.auto import tqdm
 
-    if grasps is None:
-        grasps = _grasps_for(config, out_dir)
-        cache = out_dir / f"data_{config.data_key()}.pt"
+    if config.shards:  # prepared shards: streamed, features per batch (contactopt_bridge.shards)
+        data = shard_training_data(config.shards)
     else:
-        cache = None
-    data = _split_and_prepare(config, grasps, cache)
+        if grasps is None:
+            grasps = _grasps_for(config, out_dir)
+            cache = out_dir / f"data_{config.data_key()}.pt"
+        else:
+            cache = None
+        data = _split_and_prepare(config, grasps, cache)
     train, test = data["train"], data["test"]
-    num_train = train["hand_verts"].shape[0]
+    num_train = num_samples(train)
 
     torch.manual_seed(config.seed)
     model = DeepContactNet().to(device)
@@ -421,17 +432,16 @@ def run_training(config: TrainConfig, grasps: Sequence[Grasp] | None = None) -> 
             index = order[begin : begin + config.batch_size]
             if index.numel() < 2:  # BatchNorm needs two samples
                 continue
-            obj_points = train["obj_points"][index]
+            batch = batch_of(train, index)
+            obj_points = batch["obj_points"]
             obj_points = obj_points + torch.randn(obj_points.shape, generator=generator) * config.jitter_std
             out = model(
-                train["hand_verts"][index].to(device),
-                train["hand_feats"][index].to(device),
+                batch["hand_verts"].to(device),
+                batch["hand_feats"].to(device),
                 obj_points.to(device),
-                train["obj_feats"][index].to(device),
+                batch["obj_feats"].to(device),
             )
-            losses = deepcontact_loss(
-                out, train["hand_target"][index].to(device), train["obj_target"][index].to(device)
-            )
+            losses = deepcontact_loss(out, batch["hand_target"].to(device), batch["obj_target"].to(device))
             optimizer.zero_grad()
             losses["total"].backward()
             optimizer.step()
@@ -474,11 +484,12 @@ def run_training(config: TrainConfig, grasps: Sequence[Grasp] | None = None) -> 
         "torch": torch.__version__,
         "config": _config_dict(config),
         "data": {
-            "description": (
+            "description": data.get(
+                "description",
                 "generate_grasps(n_grasps, seed=grasp_seed) ground-truth grasps, split by object; each perturbed "
                 "with perturb_grasps(model='contactopt-aug'); inputs = 25 features of the perturbed hand; targets = "
                 "ContactOpt capsule contact (GT_CAPSULE_BOTTOM) of the ground-truth pose on the hand and on "
-                "n_obj_points area-uniform object surface samples"
+                "n_obj_points area-uniform object surface samples",
             ),
             "train_objects": data["train_objects"],
             "test_objects": data["test_objects"],
@@ -539,6 +550,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="evaluation batch size")
     parser.add_argument("--export", default=d.export, help="also write the final state_dict (and .json) here")
+    shards_help = ("train on a root prepared by `haco-grasp prepare-data` (its train split, streamed) and evaluate "
+                   "on its held-out test split; the grasp and perturbation options are then unused")  # fmt: skip
+    parser.add_argument("--shards", default=d.shards, help=shards_help)
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -574,6 +588,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         resume=args.resume,
         eval_batch_size=args.eval_batch_size,
         export=args.export,
+        shards=args.shards,
         progress=not args.no_progress,
     )
 

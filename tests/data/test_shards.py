@@ -225,3 +225,22 @@ def test_train_haco_reads_prepared_roots(prepared):
     assert isinstance(train_set, ShardedContactDataset) and isinstance(val_set, ShardedContactDataset)
     assert set(train_set.object_names) <= {"box", "can"} and set(val_set.object_names) == {"ball"}
     assert train_set.train and not val_set.train
+
+
+def test_train_deepcontact_streams_prepared_shards(prepared, tmp_path):
+    from contactopt_bridge.train import TrainConfig, add_arguments, config_from_args, run_training
+
+    root, _, _ = prepared
+    config = TrainConfig(out_dir=str(tmp_path / "run"), shards=str(root), epochs=1, batch_size=2, progress=False)
+    result = run_training(config)
+    assert result.epochs_done == 1 and np.isfinite(result.history[0]["train_loss_total"])
+    assert result.history[0]["steps"] == len(finished_shards(root, "train"))  # 2 samples per shard, batch 2
+    report = json.loads(result.metrics_path.read_text())
+    assert report["data"]["train_objects"] == ["box", "can"] and report["data"]["test_objects"] == ["ball"]
+    assert report["data"]["n_test_samples"] == 1 and "prepared shards" in report["data"]["description"]
+    assert len(report["heldout_metrics"]["hand"]["per_bin_accuracy"]) == 10
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args(["--shards", str(root)])).shards == str(root)

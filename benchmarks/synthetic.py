@@ -37,21 +37,24 @@ import numpy as np
 import torch
 
 
-def _contact_targets(kind: str, perturbed, ground_truth, layer) -> dict:
-    """Keyword arguments of ``optimize_grasp`` (targets over all grasps) for a target kind."""
+def _contact_targets(kind: str, perturbed, ground_truth):
+    """The contact targets (:class:`haco_grasp.targets.ContactTargets`, over all grasps) of a target kind: the
+    registry's sources (``gt`` is its ``oracle``), plus two benchmark-only oracles (``gt-values``, ``gt+obj``)."""
     from haco_grasp.geometry.contact import sdf_contact
-    from haco_grasp.geometry.labels import hand_contact_labels
     from haco_grasp.geometry.sdf import sdf_grid
+    from haco_grasp.targets import ContactContext, ContactTargets, contact_targets
 
-    if kind == "gt":
-        return {"target_hand_contact": np.stack([g.hand_contact for g in ground_truth])}
+    context = ContactContext(seed=0, truth=ground_truth)
+    if kind in ("gt", "geometric", "haco", "deepcontact"):
+        return contact_targets("oracle" if kind == "gt" else kind, perturbed, context=context)
     if kind == "gt-values":
+        # the ground-truth hand's own contact values: used unchanged, like DeepContact's (no probability mapping)
         values = []
         for g in ground_truth:
             grid = sdf_grid(g.obj_verts_canonical, g.obj_faces)
             canonical = (g.hand_verts - g.obj_translation) @ g.obj_rotation
             values.append(sdf_contact(grid.query(torch.as_tensor(canonical, dtype=torch.float32))[None])[0].numpy())
-        return {"target_hand_contact": np.stack(values).astype(np.float64)}
+        return ContactTargets(hand=np.stack(values).astype(np.float64), name=kind, oracle=True, hand_is_value=True)
     if kind == "gt+obj":
         # ContactOpt's oracle: the ground truth's hand labels plus its object contact values on sampled object
         # points, placed on the input's object pose (where the refinement starts)
@@ -69,22 +72,14 @@ def _contact_targets(kind: str, perturbed, ground_truth, layer) -> dict:
             points.append(canonical @ start.obj_rotation.T + start.obj_translation)
             normals.append(canonical_normals @ start.obj_rotation.T)
             values.append(maps.obj[0].numpy())
-        return {
-            "target_hand_contact": np.stack([g.hand_contact for g in ground_truth]),
-            "target_obj_contact": np.stack(values),
-            "target_obj_points": np.stack(points),
-            "target_obj_normals": np.stack(normals),
-        }
-    if kind == "geometric":
-        return {
-            "target_hand_contact": np.stack(
-                [hand_contact_labels(g.hand_verts, g.obj_verts, g.obj_faces) for g in perturbed]
-            ).astype(float)
-        }
-    if kind in ("haco", "deepcontact"):
-        from haco_grasp.demo import synthetic_contact_targets
-
-        return synthetic_contact_targets(kind, perturbed, ground_truth, seed=0)
+        return ContactTargets(
+            hand=np.stack([g.hand_contact for g in ground_truth]),
+            obj=np.stack(values),
+            obj_points=np.stack(points),
+            obj_normals=np.stack(normals),
+            name=kind,
+            oracle=True,
+        )
     raise SystemExit(f"--targets: unknown {kind!r}; choose from gt, gt+obj, gt-values, geometric, haco, deepcontact")
 
 
@@ -144,15 +139,14 @@ def run(args: argparse.Namespace) -> dict:
         limit = args.n if preset != "contactopt" else min(args.n, args.contactopt_n or args.n)
         for kind in args.targets.split(","):
             name = f"{preset} + {kind}" + (f" (first {limit})" if limit < args.n else "")
-            targets = _contact_targets(kind, inputs[:limit], truth[:limit], layer)
+            targets = _contact_targets(kind, inputs[:limit], truth[:limit])
             # contact values (ground-truth values, DeepContact) are used unchanged: no probability mapping or scaling
-            is_value = kind in ("gt-values", "deepcontact")
-            run_config = config.replace(target_mapping="value") if is_value else config
+            run_config = targets.optimizer_config(config)
             refined, seconds = [], 0.0
             for start in range(0, limit, batch_size):
                 stop = min(start + batch_size, limit)
                 tick = time.perf_counter()
-                batch_targets = {key: value[start:stop] for key, value in targets.items()}
+                batch_targets = targets.rows(start, stop).optimizer_kwargs()
                 result = optimize_grasp(inputs[start:stop], config=run_config, layer=layer, device=device,
                                         **batch_targets)  # fmt: skip
                 seconds += time.perf_counter() - tick

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from haco_grasp.config_flags import add_optimizer_flags, explain_unknown_flags, field_docs, optimizer_overrides
 from haco_grasp.errors import HacoGraspError
+from haco_grasp.targets import synthetic_contact_sources
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -147,6 +148,16 @@ def _selected_command(argv: Sequence[str]) -> str | None:
     return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
+def _choose_preset(parser: argparse.ArgumentParser) -> None:
+    """``--preset`` chooses among the optimizer's presets (:func:`haco_grasp.optimize.config.preset_names`; imported
+    with the optimizer flags, so only for the command that runs)."""
+    from haco_grasp.optimize.config import preset_names
+
+    for action in parser._actions:
+        if action.dest == "preset":
+            action.choices = list(preset_names())
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (what was wrong, and where the help is), exit status 2."""
 
@@ -179,20 +190,16 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     demo.add_argument(
         "--contact",
         default="auto",
-        choices=["auto", "haco", "deepcontact", "oracle", "geometric"],
+        choices=["auto", *synthetic_contact_sources(available_only=False)],
         help="contact target source; auto = the best available (default: %(default)s)",
     )
-    demo.add_argument(
-        "--preset",
-        default="fast",
-        choices=["fast", "contactopt", "haco"],
-        help="optimizer preset (default: %(default)s)",
-    )
+    demo.add_argument("--preset", default="fast", help="optimizer preset (default: %(default)s)")
     demo.add_argument("--json", default=None, metavar="PATH", help="also write the metrics as JSON to PATH")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
     selected = _selected_command(sys.argv[1:] if argv is None else argv)
     if selected == "demo":  # the generated optimizer flags import torch: only for the command that runs
         add_optimizer_flags(demo)
+        _choose_preset(demo)
     complete_help(demo)
     demo.set_defaults(func=_cmd_demo)
 
@@ -217,6 +224,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     add_refine_arguments(refine)
     if selected == "refine":
         add_optimizer_flags(refine, exclude=("noise_profile",))  # refine's --noise-profile sets it
+        _choose_preset(refine)
     complete_help(refine)
     refine.set_defaults(func=_cmd_refine)
 

@@ -18,12 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from haco_grasp.errors import InputError
+from haco_grasp.targets import ORACLE_SOURCES, ContactContext, contact_targets, synthetic_contact_sources
 
 logger = logging.getLogger(__name__)
-
-#: Contact sources the demo knows, best first. "oracle" is the ground truth's own labels (an upper bound).
-DEMO_CONTACT_SOURCES = ("haco", "deepcontact", "oracle", "geometric")
-
 
 @dataclass
 class DemoConfig:
@@ -33,7 +30,8 @@ class DemoConfig:
     n_grasps: number of synthetic grasps.
     seed: random seed (grasps, noise, optimizer restarts).
     noise: perturbation model ("hflnet-like" or "contactopt-aug").
-    contact: contact source ("auto" = the best available of :data:`DEMO_CONTACT_SOURCES`).
+    contact: contact source, a synthetic source of the registry :mod:`haco_grasp.targets` ("haco", "deepcontact",
+        "oracle", "geometric"; "auto" = the best available, :func:`haco_grasp.targets.synthetic_contact_sources`).
     preset: optimizer preset.
     json_path: optional path of a JSON file with the before/after metrics.
     optimize_overrides: optimizer settings applied on top of ``preset`` (field name -> value; ``--config FILE`` and
@@ -65,51 +63,6 @@ class DemoResult:
     data: str = "synthetic"
 
 
-def _available_sources() -> list[str]:
-    """Contact sources usable right now (learned predictors need their shipped checkpoints)."""
-    from haco_grasp.refine import learned_contact_sources
-
-    return learned_contact_sources() + ["oracle", "geometric"]
-
-
-def synthetic_contact_targets(source: str, inputs, truth, seed: int) -> dict:
-    """Keyword arguments of ``optimize_grasp`` for a contact source on synthetic grasps (demo and benchmarks).
-
-    source: "haco" (renders each ground-truth grasp, the synthetic stand-in for the photo an image model's
-    prediction came from, and runs the shipped HACO checkpoint on it), "deepcontact" (shipped checkpoint;
-    its hand targets are contact values: use ``target_mapping="value"``), "oracle" (the ground truth's 1 cm labels) or
-    "geometric" (the input's own 1 cm labels).
-    """
-    from haco_grasp.geometry.labels import hand_contact_labels
-
-    if source == "oracle":
-        return {"target_hand_contact": np.stack([g.hand_contact for g in truth])}
-    if source == "geometric":
-        labels = [hand_contact_labels(g.hand_verts, g.obj_verts, g.obj_faces) for g in inputs]
-        return {"target_hand_contact": np.stack(labels).astype(np.float64)}
-    if source == "deepcontact":
-        from contactopt_bridge.deepcontact import predict_contact
-
-        pred = predict_contact(inputs, seed=seed)
-        return {
-            "target_hand_contact": pred.hand,
-            "target_obj_contact": pred.obj,
-            "target_obj_points": pred.obj_points,
-            "target_obj_normals": pred.obj_normals,
-        }
-    if source == "haco":
-        from haco_grasp.contact.predictor import predict_hand_contact
-        from haco_grasp.data.images import render_grasp_images
-
-        # the camera sees the real grasp, not the prediction: render the truth (the renders are hand crops already)
-        images = render_grasp_images(truth, seed=seed, progress=False)
-        crops = np.stack([im.image for im in images])
-        size = crops.shape[1]
-        boxes = np.tile(np.array([0.0, 0.0, size, size]), (len(images), 1))
-        return {"target_hand_contact": predict_hand_contact(crops, boxes, [g.side for g in truth])}
-    raise InputError(f"--contact: unknown source {source!r}; choose auto or one of {', '.join(DEMO_CONTACT_SOURCES)}")
-
-
 def _render_pair(before, after, truth, target: np.ndarray, source: str, preset: str, path: Path) -> Path:
     from haco_grasp.viz.report import save_refinement_figure
 
@@ -128,14 +81,15 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
     if config.n_grasps < 1:
         raise InputError(f"--n-grasps: expected at least 1 grasp, got {config.n_grasps}")
-    available = _available_sources()
+    available = synthetic_contact_sources()
     source = available[0] if config.contact == "auto" else config.contact
-    if source not in DEMO_CONTACT_SOURCES:
-        raise InputError(f"--contact: unknown {source!r}; choose auto or one of {', '.join(DEMO_CONTACT_SOURCES)}")
+    known = synthetic_contact_sources(available_only=False)
+    if source not in known:
+        raise InputError(f"--contact: unknown {source!r}; choose auto or one of {', '.join(known)}")
     if source not in available:
         raise InputError(f"--contact {source} is not available here (no shipped checkpoint found); "
                          f"available: {', '.join(available)}")  # fmt: skip
-    oracle = source == "oracle"
+    oracle = source in ORACLE_SOURCES
     preset = apply_optimizer_overrides(get_config(config.preset).replace(seed=config.seed), config.optimize_overrides)
 
     out_dir = Path(config.out_dir)
@@ -150,12 +104,11 @@ def run_demo(config: DemoConfig) -> DemoResult:
         f"[synthetic] contact source: {source}" + (" (ORACLE: the ground truth's own contact labels)" if oracle else "")
     )
     started = time.perf_counter()
-    targets = synthetic_contact_targets(source, inputs, truth, config.seed)
-    if source == "deepcontact":
-        preset = preset.replace(target_mapping="value")  # DeepContact gives contact values, not probabilities
+    targets = contact_targets(source, inputs, context=ContactContext(seed=config.seed, truth=truth))
+    preset = targets.optimizer_config(preset)  # contact values (DeepContact) are used as they are
     print(f"[synthetic] optimising {len(inputs)} grasps: preset {config.preset}, {preset.n_restarts} restarts x "
           f"{preset.n_iter} iterations ...", flush=True)  # fmt: skip
-    result = optimize_grasp(inputs, config=preset, layer=layer, progress=config.progress, **targets)
+    result = optimize_grasp(inputs, config=preset, layer=layer, progress=config.progress, **targets.optimizer_kwargs())
     seconds = (time.perf_counter() - started) / len(inputs)
     print(f"[synthetic] optimised in {time.perf_counter() - started:.1f} s; scoring against the ground truth ...",
           flush=True)  # fmt: skip
@@ -168,7 +121,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
     print(f"[synthetic] rendering {len(truth)} before/after figures ...", flush=True)
     renders = [
-        str(_render_pair(inputs[i], refined[i], truth[i], np.asarray(targets["target_hand_contact"][i]), source,
+        str(_render_pair(inputs[i], refined[i], truth[i], np.asarray(targets.hand[i]), source,
                          config.preset, out_dir / f"grasp_{i:02d}.png"))
         for i in range(len(truth))
     ]  # fmt: skip

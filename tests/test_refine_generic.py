@@ -97,7 +97,7 @@ def test_refine_runs_on_generic_npz_with_both_hands(refined_run):
 def test_per_frame_metrics_in_csv_and_output_file(refined_run, own_data):
     from haco_grasp.geometry.labels import hand_contact_labels
     from haco_grasp.metrics import max_penetration_depth
-    from haco_grasp.refine_outputs import CSV_COLUMNS
+    from haco_grasp.refine.frames import CSV_COLUMNS
 
     with refined_run.csv.open() as handle:
         rows = list(csv.DictReader(handle))
@@ -180,7 +180,7 @@ def test_mano_root_synthetic_names_the_shipped_hand(monkeypatch):
 
 
 def test_auto_contact_source_picks_the_best_the_inputs_allow(tmp_path, monkeypatch):
-    import haco_grasp.refine as refine_module
+    import haco_grasp.targets as refine_module
 
     image = tmp_path / "frame.png"
     image.write_bytes(b"")

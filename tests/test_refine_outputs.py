@@ -1,4 +1,4 @@
-"""Per-frame metrics, exports and the HTML report of refine (haco_grasp.refine_outputs, haco_grasp.viz.html_report).
+"""Per-frame metrics, exports and the HTML report of refine (haco_grasp.refine.frames, haco_grasp.viz.html_report).
 
 References: numpy / trimesh on the same arrays (displacement, contact F1, inside vertices), a hand–object pair built
 with :meth:`Grasp.from_mano`, the refined hand being the input moved by a known offset.
@@ -17,7 +17,7 @@ from haco_grasp.errors import InputError
 from haco_grasp.hand import synthetic_mano_root
 from haco_grasp.hand.conventions import ManoLayerCache
 from haco_grasp.objects.procedural import make_object
-from haco_grasp.refine_outputs import (
+from haco_grasp.refine.frames import (
     CSV_COLUMNS,
     build_frames,
     penetrating_vertices,

@@ -56,7 +56,7 @@ class ManoLayerCache:
         self.dtype = dtype
         self.device = device
         self._models: dict[str, ManoModelData] = {}
-        self._layers: dict[tuple[str, bool, int, bool], ManoLayer] = {}
+        self._layers: dict[tuple[str, bool, int, bool, torch.dtype], ManoLayer] = {}
 
     def model(self, side: Side) -> ManoModelData:
         """The arrays of ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` (read once)."""
@@ -67,13 +67,22 @@ class ManoLayerCache:
         return self._models[side]
 
     def layer(
-        self, side: Side, *, use_pca: bool = False, num_pca_comps: int = 45, flat_hand_mean: bool = True
+        self,
+        side: Side,
+        *,
+        use_pca: bool = False,
+        num_pca_comps: int = 45,
+        flat_hand_mean: bool = True,
+        dtype: torch.dtype | None = None,
     ) -> ManoLayer:
         """A :class:`~haco_grasp.hand.mano.ManoLayer` of ``side`` with the given pose convention (cached).
 
-        The default is the flat-mean 45-D axis-angle layer of :class:`~haco_grasp.data.Grasp` and HFL-Net.
+        The default is the flat-mean 45-D axis-angle layer of :class:`~haco_grasp.data.Grasp` and HFL-Net, of the
+        cache's dtype; ``dtype`` asks for another (e.g. the optimizer's float32 layer from the float64 cache that
+        builds the grasps: one cache, the model files read once).
         """
-        key = (side, bool(use_pca), int(num_pca_comps) if use_pca else 45, bool(flat_hand_mean))
+        dtype = self.dtype if dtype is None else dtype
+        key = (side, bool(use_pca), int(num_pca_comps) if use_pca else 45, bool(flat_hand_mean), dtype)
         if key not in self._layers:
             layer = ManoLayer(
                 self.model(side),
@@ -81,7 +90,7 @@ class ManoLayerCache:
                 use_pca=use_pca,
                 num_pca_comps=key[2],
                 flat_hand_mean=flat_hand_mean,
-                dtype=self.dtype,
+                dtype=dtype,
             )
             self._layers[key] = layer if self.device is None else layer.to(self.device)
         return self._layers[key]

@@ -204,7 +204,15 @@ FAST = OptimizeConfig(
     early_stop_patience=None,
 )
 
+#: The named presets: the one list of preset names (``--preset`` of refine and the demo, the benchmarks).
 PRESETS: dict[str, OptimizeConfig] = {"contactopt": CONTACTOPT, "haco": HACO, "fast": FAST}
+#: The preset of :func:`get_config` (None) and of the commands' ``--preset``.
+DEFAULT_PRESET = "fast"
+
+
+def preset_names() -> tuple[str, ...]:
+    """The keys of :data:`PRESETS`, the default first (``--preset``'s choices, in that order)."""
+    return (DEFAULT_PRESET, *(name for name in PRESETS if name != DEFAULT_PRESET))
 
 
 def get_config(config: OptimizeConfig | str | None) -> OptimizeConfig:

@@ -32,7 +32,7 @@ from haco_grasp.errors import InputError
 from haco_grasp.viz.colormap import CONTACT_RED, OBJECT_PALETTE, SKIN
 
 if TYPE_CHECKING:
-    from haco_grasp.refine_outputs import RefinedFrame
+    from haco_grasp.refine.frames import RefinedFrame
 
 __all__ = ["write_html_report"]
 
@@ -175,7 +175,7 @@ def write_html_report(
 
     Args:
         path: the ``.html`` file.
-        frames: refined frames (:func:`haco_grasp.refine_outputs.build_frames`).
+        frames: refined frames (:func:`haco_grasp.refine.frames.build_frames`).
         title: page title. notes: lines shown under it.
         max_views: 3-D views for the first ``max_views`` frames (0: none); the tables list every frame.
 

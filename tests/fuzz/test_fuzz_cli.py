@@ -293,7 +293,7 @@ def test_resume_after_mano_file_changed(world, tiny, tmp_path, monkeypatch, caps
 
 
 def test_resume_after_code_changed(world, tiny, tmp_path, monkeypatch, capsys):
-    import haco_grasp.refine as refine_module
+    import haco_grasp.refine.resume as refine_module
 
     out = tmp_path / "refined.pkl"
     argv = _interrupted_run(world, out, monkeypatch)

@@ -1,4 +1,5 @@
 """What ``haco-grasp refine`` writes besides ``refined.pkl``: per-frame metrics, meshes, a ContactOpt export, a report.
+(Until the refine package existed this module was ``haco_grasp.refine_outputs``.)
 
 Per frame (:class:`FrameMetrics`, no ground truth needed; the input is the prediction, the refined grasp the output):
 
@@ -7,7 +8,8 @@ Per frame (:class:`FrameMetrics`, no ground truth needed; the input is the predi
 - ``contact_verts_*``: hand vertices within ``contact_threshold`` (1 cm) of, or inside, the object (the grasp's
   achieved contact); ``contact_verts_target``: vertices the contact target marks as in contact (probability sources:
   ``>= 0.5``; ``deepcontact``, whose targets are ContactOpt contact values, ``>= 0.1``, about 1 cm:
-  :data:`TARGET_THRESHOLDS`); ``contact_f1_*``: F1 of the achieved against the target contact (NaN when undefined).
+  :data:`TARGET_THRESHOLDS`, from :data:`haco_grasp.targets.VALUE_TARGET_THRESHOLDS`); ``contact_f1_*``: F1 of the
+  achieved against the target contact (NaN when undefined).
 - ``hand_shift_mm``: mean vertex displacement input -> refined; ``loss``, ``iterations``, ``seconds`` of the run.
 
 Files (:func:`write_outputs`): ``<out>.frames.csv`` (one row per frame, :data:`CSV_COLUMNS`); with ``meshes_dir``
@@ -35,6 +37,7 @@ import numpy as np
 from haco_grasp.atomic import atomic_write_bytes
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
+from haco_grasp.targets import VALUE_TARGET_THRESHOLDS
 
 __all__ = [
     "CSV_COLUMNS",
@@ -51,7 +54,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Contact sources whose hand targets are ContactOpt contact values, and the value meaning "in contact" (~1 cm).
-TARGET_THRESHOLDS: dict[str, float] = {"deepcontact": 0.1}
+TARGET_THRESHOLDS: dict[str, float] = VALUE_TARGET_THRESHOLDS
 _PROBABILITY_THRESHOLD = 0.5
 
 

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from haco_grasp.errors import InputError
+from haco_grasp.geometry.constants import scalar
 from haco_grasp.geometry.knn import knn_points
 
 __all__ = [
@@ -158,6 +159,16 @@ def _check_radius(radius: float) -> None:
 # kernels
 
 
+def _as_scalar(value: float | Tensor, like: Tensor) -> Tensor:
+    """A number as a cached 0-dim tensor of ``like``'s dtype (a tensor passes through)."""
+    return value if torch.is_tensor(value) else scalar(value, like)
+
+
+def _mean_last(values: Tensor) -> Tensor:
+    """Mean over the last axis as a sum times a cached 1/n (``Tensor.mean`` dispatches ~4× the operations)."""
+    return values.sum(-1) * scalar(1.0 / values.shape[-1], values)
+
+
 def _gather_points(x: Tensor, idx: Tensor) -> Tensor:
     """x: (B, N, C), idx: (B, M) long -> (B, M, C)."""
     return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -166,22 +177,20 @@ def _gather_points(x: Tensor, idx: Tensor) -> Tensor:
 def _safe_norm(vectors: Tensor) -> Tensor:
     """Euclidean norm over the last axis, exactly 0 for zero vectors, with finite (zero) gradient there."""
     sq_norm = (vectors * vectors).sum(-1)
-    nonzero = sq_norm > 0
-    return torch.where(
-        nonzero, torch.sqrt(torch.where(nonzero, sq_norm, torch.ones_like(sq_norm))), torch.zeros_like(sq_norm)
-    )
+    nonzero = sq_norm > scalar(0.0, sq_norm)
+    return torch.where(nonzero, torch.where(nonzero, sq_norm, scalar(1.0, sq_norm)).sqrt(), scalar(0.0, sq_norm))
 
 
 def _capsule_axis_distance(query: Tensor, centres: Tensor, normals: Tensor, top: float, bottom: float) -> Tensor:
     """Distance from each query point to the capsule axis of the matching centre (all inputs (B, P, 3)) -> (B, P)."""
-    start = centres + top * normals  # a: (B, P, 3)
-    axis = (bottom - top) * normals  # b - a: (B, P, 3)
+    start = centres + scalar(top, query) * normals  # a: (B, P, 3)
+    axis = scalar(bottom - top, query) * normals  # b - a: (B, P, 3)
     rel = query - start  # h - a
     axis_sq = (axis * axis).sum(-1)  # |b - a|^2: (B, P)
-    valid = axis_sq > torch.finfo(axis_sq.dtype).tiny  # zero normals make the axis a point: t = 0
-    safe_axis_sq = torch.where(valid, axis_sq, torch.ones_like(axis_sq))
-    along = torch.where(valid, (rel * axis).sum(-1) / safe_axis_sq, torch.zeros_like(axis_sq))
-    along = along.clamp(0.0, 1.0)  # t
+    valid = axis_sq > scalar(torch.finfo(axis_sq.dtype).tiny, axis_sq)  # zero normals make the axis a point: t = 0
+    safe_axis_sq = torch.where(valid, axis_sq, scalar(1.0, axis_sq))
+    along = torch.where(valid, (rel * axis).sum(-1) / safe_axis_sq, scalar(0.0, axis_sq))
+    along = along.clamp(scalar(0.0, along), scalar(1.0, along))  # t
     return _safe_norm(rel - along.unsqueeze(-1) * axis)  # d = |h - a - t (b - a)|
 
 
@@ -217,10 +226,11 @@ def sdf_to_contact(
 
 def falloff_kernel(dist: Tensor, radius: float, method: int = 0, normal_dot: Tensor | None = None) -> Tensor:
     """The unvalidated core of :func:`sdf_to_contact` (same arguments; for hot loops that validated once)."""
-    scaled = dist / radius  # s
+    scaled = dist * scalar(1.0 / radius, dist)  # s
     if method == 0:
-        contact = 1.0 / (scaled + _FALLOFF_EPS)
-    elif method == 1:
+        # positive: only the upper bound of [0, 1] can bind (the cheaper one-sided clamp)
+        return (scaled + scalar(_FALLOFF_EPS, dist)).reciprocal().clamp(max=scalar(1.0, dist))
+    if method == 1:
         contact = 2.0 - scaled
     elif method == 2:
         contact = (1.0 / (scaled + _FALLOFF_EPS)) ** 2
@@ -400,8 +410,8 @@ def hinge_kernel(
     """The unvalidated core of :func:`penetration_hinge`; ``allowance`` a number or a (B, 1) tensor."""
     nn_points = _gather_points(obj_points, nn_idx)  # (B, V, 3)
     nn_normals = _gather_points(obj_normals, nn_idx)  # (B, V, 3)
-    depth = -((hand_verts - nn_points) * nn_normals).sum(-1)  # (B, V), positive below the tangent plane
-    return torch.relu(depth - allowance).mean(-1)
+    depth = ((nn_points - hand_verts) * nn_normals).sum(-1)  # (B, V), positive below the tangent plane
+    return _mean_last(torch.relu(depth - _as_scalar(allowance, depth)))
 
 
 def _check_allowance(allowance: float | Tensor, batch: int, like: Tensor) -> float | Tensor:
@@ -453,7 +463,7 @@ def sdf_contact_kernel(
     method: int = 0,
 ) -> Tensor:  # fmt: skip
     """The unvalidated core of :func:`sdf_contact` (same arguments)."""
-    dist = torch.relu(sdf - top) + torch.relu(bottom - sdf)
+    dist = torch.relu(sdf - scalar(top, sdf)) + torch.relu(scalar(bottom, sdf) - sdf)
     return falloff_kernel(dist, radius, method)
 
 
@@ -475,7 +485,7 @@ def sdf_penetration(sdf: Tensor, allowance: float | Tensor = PENETRATION_ALLOWAN
 
 def sdf_penetration_kernel(sdf: Tensor, allowance: float | Tensor) -> Tensor:
     """The unvalidated core of :func:`sdf_penetration`; ``allowance`` a number or a (B, 1) tensor."""
-    return torch.relu(-sdf - allowance).mean(-1)
+    return _mean_last(torch.relu(_as_scalar(-allowance, sdf) - sdf))
 
 
 def asymmetric_l1(target: Tensor, current: Tensor, asym: float = 2.0) -> Tensor:
@@ -507,7 +517,7 @@ def asymmetric_l1(target: Tensor, current: Tensor, asym: float = 2.0) -> Tensor:
 def asymmetric_l1_kernel(target: Tensor, current: Tensor, asym: float) -> Tensor:
     """The unvalidated core of :func:`asymmetric_l1` (same arguments)."""
     diff = target - current
-    return (diff + asym * torch.relu(diff)).abs().mean(-1)
+    return _mean_last((diff + scalar(asym, diff) * torch.relu(diff)).abs())
 
 
 def sharpen_contact(target: Tensor, theta: float, slope: float = 2.0) -> Tensor:

@@ -2,40 +2,52 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
+from haco_grasp.geometry.constants import constant, scalar
+
 # skew(v) = (v @ _SKEW).unflatten(-1, (3, 3)): the constant linear map from a vector to its cross-product matrix
 _SKEW = ((0, 0, 0, 0, 0, -1, 0, 1, 0), (0, 0, 1, 0, 0, 0, -1, 0, 0), (0, -1, 0, 1, 0, 0, 0, 0, 0))
+_EYE = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
 
 
 def axis_angle_to_matrix(axis_angle: Tensor) -> Tensor:
     """Rodrigues' formula, without branches and smooth at zero angle.
 
-    With v = θ a: R = cos θ I + (sin θ / θ) [v]x + ((1 - cos θ) / θ²) v vᵀ, where sin θ / θ = sinc(θ / π) and
-    (1 - cos θ) / θ² = ½ sinc(θ / 2π)² (``torch.sinc`` is exact and differentiable at 0); θ = sqrt(|v|² + 1e-12)
-    keeps the gradient finite at v = 0 and changes θ by less than 1e-12 rad above 1e-6 rad. A fixed, small number
-    of torch operations whatever the batch (the MANO forward runs it on every joint of every sample).
+    With v = θ a: R = cos θ I + (sin θ / θ) [v]x + ((1 - cos θ) / θ²) v vᵀ, written with the half angle h = θ / 2
+    and s = sin h / h: sin θ / θ = s cos h and (1 - cos θ) / θ² = ½ s² (no cancellation at small angles);
+    θ = sqrt(|v|² + 1e-12) keeps the gradient finite at v = 0 and changes θ by less than 1e-12 rad above 1e-6 rad.
+    A fixed, small number of torch operations whatever the batch, constants cached (the MANO forward runs it on
+    every joint of every sample, in the optimizer's loop).
 
-    axis_angle: (..., 3) float, radians times the unit axis. Returns (..., 3, 3).
+    Args:
+        axis_angle: (..., 3) float, radians times the unit axis.
+
+    Returns:
+        (..., 3, 3) float rotation matrices.
     """
     theta_sq = (axis_angle * axis_angle).sum(-1, keepdim=True)[..., None]  # (..., 1, 1)
-    theta = (theta_sq + 1e-12).sqrt()
-    sin_term = torch.sinc(theta / math.pi)  # sin θ / θ
-    cos_term = 0.5 * torch.sinc(theta / (2.0 * math.pi)).square()  # (1 - cos θ) / θ²
-    skew = (axis_angle @ torch.tensor(_SKEW, dtype=axis_angle.dtype, device=axis_angle.device)).unflatten(-1, (3, 3))
+    half = (theta_sq + scalar(1e-12, axis_angle)).sqrt() * scalar(0.5, axis_angle)  # h = θ / 2
+    sin_half_over_half = half.sin() / half  # s
+    sin_term = sin_half_over_half * half.cos()  # sin θ / θ
+    cos_term = sin_half_over_half.square() * scalar(0.5, axis_angle)  # (1 - cos θ) / θ²
+    skew = (axis_angle @ constant(_SKEW, axis_angle)).unflatten(-1, (3, 3))  # [v]x: (..., 3, 3)
     outer = axis_angle[..., :, None] * axis_angle[..., None, :]  # v vᵀ: (..., 3, 3)
-    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
+    eye = constant(_EYE, axis_angle)
     # cos θ as 1 - ((1 - cos θ) / θ²) θ²: exactly 1 at v = 0, so a zero offset is exactly the identity
-    return (1.0 - cos_term * theta_sq) * eye + sin_term * skew + cos_term * outer
+    cos_angle = scalar(1.0, axis_angle) - cos_term * theta_sq
+    return cos_angle * eye + sin_term * skew + cos_term * outer
 
 
 def matrix_to_axis_angle(matrix: Tensor) -> Tensor:
     """Inverse of :func:`axis_angle_to_matrix`, angle in [0, π], through a unit quaternion.
 
-    matrix: (..., 3, 3) rotation matrices. Returns (..., 3).
+    Args:
+        matrix: (..., 3, 3) float rotation matrices.
+
+    Returns:
+        (..., 3) float axis-angle vectors, radians times the unit axis.
     """
     m = matrix
     trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]

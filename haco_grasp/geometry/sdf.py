@@ -23,6 +23,7 @@ from torch import Tensor
 
 from haco_grasp.atomic import atomic_open
 from haco_grasp.errors import InputError
+from haco_grasp.geometry.constants import scalar
 
 __all__ = [
     "inside_mesh", "signed_distance", "SdfGrid", "PackedSdfGrids", "SdfLookup", "trilinear_lookup", "sdf_grid",
@@ -352,12 +353,13 @@ def _prepare_lookup(
 def _trilinear_forward(points: Tensor, lookup: SdfLookup) -> tuple[Tensor, Tensor]:
     """Signed distance (B, P) and its gradient with respect to the points (B, P, 3), computed together."""
     grid_coord = (points - lookup.origin) / lookup.scale  # (B, P, 3), in samples
-    clamped = torch.clamp(grid_coord, min=0.0 * lookup.upper, max=lookup.upper)
+    zero, one = scalar(0.0, grid_coord), scalar(1.0, grid_coord)  # cached constants (no per-call conversions)
+    clamped = torch.clamp(grid_coord, min=zero, max=lookup.upper)
     outside = (grid_coord - clamped) * lookup.scale  # (B, P, 3), metres to the box
     outside_sq = (outside * outside).sum(-1, keepdim=True)  # (B, P, 1)
-    is_outside = outside_sq > 0
-    outside_dist = torch.where(is_outside, outside_sq, 1.0).sqrt()  # (B, P, 1)
-    base = torch.minimum(clamped.floor(), lookup.upper - 1)  # (B, P, 3), lower corner
+    is_outside = outside_sq > zero
+    outside_dist = torch.where(is_outside, outside_sq, one).sqrt()  # (B, P, 1)
+    base = torch.minimum(clamped.floor(), lookup.upper - one)  # (B, P, 3), lower corner
     frac = clamped - base  # (B, P, 3) in [0, 1]
     # index contract: flat[b, p, k] = first[b, k] + sum_c base[b, p, c] * stride[b, c]
     flat_index = lookup.first + (base.long() * lookup.stride).sum(-1, keepdim=True)  # (B, P, 8)
@@ -378,9 +380,9 @@ def _trilinear_forward(points: Tensor, lookup: SdfLookup) -> tuple[Tensor, Tenso
     rows = torch.where(lookup.is_x_slope, high_x - low_x, rows)  # row 1 is d/dx
     inside_box = grid_coord == clamped  # (B, P, 3): clamping stops the slope on that axis
     # d/dp: the in-box slope on unclamped axes, plus (outside the box) the unit direction away from the box
-    slopes = torch.where(inside_box, rows[..., 1:], 0.0) / lookup.scale  # (B, P, 3)
+    slopes = torch.where(inside_box, rows[..., 1:], zero) / lookup.scale  # (B, P, 3)
     gradient = torch.where(is_outside, slopes + outside / outside_dist, slopes)  # (B, P, 3)
-    distance = rows[..., 0] + torch.where(is_outside[..., 0], outside_dist[..., 0], 0.0)
+    distance = rows[..., 0] + torch.where(is_outside[..., 0], outside_dist[..., 0], zero)
     return distance, gradient
 
 

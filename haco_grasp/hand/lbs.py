@@ -14,6 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from haco_grasp.geometry.constants import constant
+
 __all__ = ["KinematicLevels", "kinematic_levels", "linear_blend_skinning"]
 
 
@@ -98,7 +100,7 @@ def linear_blend_skinning(
     v_shaped = v_template + (betas @ shapedirs[:, :, :num_betas].reshape(-1, num_betas).T).view(batch, -1, 3)
     rest_joints = joint_regressor @ v_shaped  # (B, J, 3)
     num_joints = rotations.shape[1]
-    eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+    eye = constant(((1, 0, 0), (0, 1, 0), (0, 0, 1)), rotations)  # (3, 3), cached
     # (split, not slicing: one cheap backward node instead of one per slice)
     pose_feature = (rotations.split([1, num_joints - 1], dim=1)[1] - eye).view(batch, -1)  # (B, 9(J-1))
     v_posed = v_shaped + (pose_feature @ posedirs).view(batch, -1, 3)  # (B, V, 3)

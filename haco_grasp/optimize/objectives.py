@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from haco_grasp.geometry.constants import scalar
 from haco_grasp.geometry.contact import (
     asymmetric_l1_kernel,
     capsule_contact_kernel,
@@ -111,18 +112,18 @@ def objective_terms(
             current = sdf_contact_kernel(sdf)
         else:
             current = capsule_contact_kernel(hand, scene.points, scene.normals, neighbours.hand)
-        hand_term = config.w_hand_contact * asymmetric_l1_kernel(scene.hand_target, current, config.asym)
+        hand_term = scalar(config.w_hand_contact, hand) * asymmetric_l1_kernel(scene.hand_target, current, config.asym)
     obj_term = zero
     if scene.obj_target is not None and config.w_obj_contact > 0:
         nearest_hand = torch.gather(hand, 1, neighbours.obj[..., None].expand(-1, -1, 3))  # (N, P, 3)
         own = torch.arange(scene.points.shape[1], device=hand.device).expand(scene.points.shape[0], -1)  # (N, P)
         current = capsule_contact_kernel(nearest_hand, scene.points, scene.normals, own)
-        obj_term = config.w_obj_contact * asymmetric_l1_kernel(scene.obj_target, current, config.asym)
+        obj_term = scalar(config.w_obj_contact, hand) * asymmetric_l1_kernel(scene.obj_target, current, config.asym)
     if config.penetration_model == "sdf":
         pen = sdf_penetration_kernel(sdf, scene.allowance)
     else:
         pen = hinge_kernel(hand, scene.points, scene.normals, scene.allowance, neighbours.hand)
-    pen_term = config.w_pen * pen
+    pen_term = scalar(config.w_pen, hand) * pen
     prior_term = (scene.prior_weight * z * z).sum(-1)
     return {
         "total": obj_term + hand_term + pen_term + prior_term,

@@ -378,7 +378,9 @@ def optimize_grasp(
     )
 
     variables = start_vars.clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([variables], lr=config.lr, amsgrad=config.amsgrad)
+    # fused (CPU and CUDA): one kernel per step instead of ~40 dispatched operations, the same update up to rounding
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.Adam([variables], lr=config.lr, amsgrad=config.amsgrad, fused=fused)
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.n_iter, 1), eta_min=config.lr * 0.05)
         if config.lr_schedule == "cosine"

@@ -105,6 +105,7 @@ def test_operations_per_iteration_do_not_grow_with_the_batch_or_its_objects(laye
     one = _ops_per_iteration(layer, [grasps[0]], config)
     mixed = _ops_per_iteration(layer, [grasps[0], grasps[1], plate, grasps[1], grasps[0], plate], config)
     assert abs(mixed - one) <= 0.25 * one, (one, mixed)
+    assert max(one, mixed) <= 1000, (one, mixed)  # issue 12: at most 1,000 aten operations per iteration
 
 
 def test_results_do_not_depend_on_order_or_company(layer, grasps):

@@ -102,6 +102,8 @@ class RaycastRenderer:
                 continue
             geometry = self._scene.add_triangles(mesh.verts.astype(np.float32), mesh.faces.astype(np.uint32))
             self._layer_of_geometry[int(geometry)] = layer_index
+        used = [mesh.verts[np.unique(mesh.faces)] for mesh in self.meshes if len(mesh.faces)]
+        self._all_verts = np.concatenate(used) if used else np.zeros((0, 3))  # (V, 3) vertices of some face
         # Stacked per-face tables over all layers, indexed by a global face number.
         sizes = [len(c) for c in self._corners]
         self._face_offset = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -242,21 +244,30 @@ class RaycastRenderer:
         background_image = _background_image(background, width, height)  # (H, W, 3) float64
         light_world = camera.R.T @ _HEADLIGHT_CAMERA if light_dir is None else _unit(light_dir, "light_dir")
 
-        us = np.tile(np.arange(width, dtype=np.float64), height)  # (H*W,) row-major pixel centres
-        vs = np.repeat(np.arange(height, dtype=np.float64), width)
-        depth, face, barycentric, direction = self._cast(camera, us, vs)
-        hit = face >= 0
+        # Rays only through the pixels that the meshes' projected bounding box can cover (exact: with every vertex in
+        # front of the camera a triangle projects inside the hull of its projected corners); all pixels otherwise.
+        u0, u1, v0, v1 = self._pixel_window(camera)
+        us = np.tile(np.arange(u0, u1 + 1, dtype=np.float64), v1 - v0 + 1)  # (P,) row-major pixel centres
+        vs = np.repeat(np.arange(v0, v1 + 1, dtype=np.float64), u1 - u0 + 1)
+        pixel = vs.astype(np.int64) * width + us.astype(np.int64)  # (P,) flat pixel index
+        window_depth, window_face, barycentric, direction = self._cast(camera, us, vs)
+        depth = np.full(height * width, np.inf)
+        depth[pixel] = window_depth
+        hit_in_window = window_face >= 0
+        hit_pixel = pixel[hit_in_window]
+        face_hit = window_face[hit_in_window]
         layer = np.full(height * width, -1, dtype=np.int16)
-        if hit.any():
-            layer_of_face = np.searchsorted(self._face_offset, face[hit], side="right") - 1
-            layer[hit] = layer_of_face
         face_index = np.full(height * width, -1, dtype=np.int32)
-        if hit.any():
-            face_index[hit] = face[hit] - self._face_offset[layer[hit]]
+        if hit_pixel.size:
+            layer_of_face = np.searchsorted(self._face_offset, face_hit, side="right") - 1
+            layer[hit_pixel] = layer_of_face
+            face_index[hit_pixel] = face_hit - self._face_offset[layer_of_face]
 
         image = background_image.reshape(-1, 3).copy()
-        if shade and hit.any():
-            image[hit] = self._shade(face[hit], barycentric[hit], direction[hit], light_world, ambient)
+        if shade and hit_pixel.size:
+            image[hit_pixel] = self._shade(
+                face_hit, barycentric[hit_in_window], direction[hit_in_window], light_world, ambient
+            )
             if factor > 1:
                 edges = _edge_pixels(layer.reshape(height, width), depth.reshape(height, width), edge_depth_step_m)
                 image = self._antialias(
@@ -268,6 +279,26 @@ class RaycastRenderer:
             mask=layer.reshape(height, width),
             face_index=face_index.reshape(height, width),
         )
+
+    def _pixel_window(self, camera: Camera) -> tuple[int, int, int, int]:
+        """Inclusive pixel range (u0, u1, v0, v1) that the meshes can cover, one pixel of margin; the whole image
+        when a vertex lies at or behind the camera plane (or there is no geometry)."""
+        full = (0, camera.width - 1, 0, camera.height - 1)
+        if len(self._all_verts) == 0:
+            return full
+        cam = self._all_verts @ camera.R.T + camera.t  # (V, 3)
+        if cam[:, 2].min() <= 1e-6:
+            return full
+        projected = cam @ camera.K.T  # (V, 3)
+        u = projected[:, 0] / projected[:, 2]
+        v = projected[:, 1] / projected[:, 2]
+        u0 = max(int(np.floor(u.min())) - 1, 0)
+        u1 = min(int(np.ceil(u.max())) + 1, camera.width - 1)
+        v0 = max(int(np.floor(v.min())) - 1, 0)
+        v1 = min(int(np.ceil(v.max())) + 1, camera.height - 1)
+        if u0 > u1 or v0 > v1:  # entirely outside the image: cast one ray so that the arrays are not empty
+            return 0, 0, 0, 0
+        return u0, u1, v0, v1
 
     def _antialias(
         self,

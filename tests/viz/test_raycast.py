@@ -138,3 +138,16 @@ def test_open3d_is_imported_lazily():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False"
+
+
+def test_ray_window_changes_nothing(grasps, monkeypatch):
+    caster = RaycastRenderer(_layers(_scene(grasps[1]), smooth_object=True))
+    centre = grasps[1].hand_joints.mean(axis=0)
+    camera = Camera.look_at(centre + np.array([0.1, -0.3, -0.3]), centre, fov_deg=60.0, width=96, height=80)
+    u0, u1, v0, v1 = caster._pixel_window(camera)
+    assert (u1 - u0 + 1) * (v1 - v0 + 1) < 96 * 80  # the window does cut rays here
+    windowed = caster.render(camera, background=(0.5, 0.5, 0.5))
+    monkeypatch.setattr(RaycastRenderer, "_pixel_window", lambda self, cam: (0, cam.width - 1, 0, cam.height - 1))
+    full = caster.render(camera, background=(0.5, 0.5, 0.5))
+    for name in ("image", "depth", "mask", "face_index"):
+        np.testing.assert_array_equal(getattr(windowed, name), getattr(full, name))

@@ -211,7 +211,7 @@ def geometric_contact(
     threshold = context.contact_threshold
     rows = []
     for grasp in grasps:
-        if getattr(grasp, "contact_threshold", None) == threshold:  # computed when the grasp was built
+        if grasp.contact_threshold == threshold:  # the labels computed when the grasp was built
             rows.append(np.asarray(grasp.hand_contact, np.float32))
         else:
             labels = hand_contact_labels(grasp.hand_verts, grasp.obj_verts, grasp.obj_faces, threshold)

@@ -261,7 +261,9 @@ class ImageFolderContactDataset(_CropDataset):
 # --------------------------------------------------------------------------------------------------------------
 # synthetic grasps
 
-_GRASP_ARRAYS = tuple(f.name for f in fields(Grasp) if f.name not in ("object_name", "side", "grasp_type", "meta"))
+_GRASP_ARRAYS = tuple(
+    f.name for f in fields(Grasp) if f.name not in ("object_name", "side", "grasp_type", "meta", "contact_threshold")
+)  # contact_threshold is not stored: a loaded grasp's geometric labels are recomputed when a source needs them
 
 
 def save_grasps(grasps: Sequence[Grasp], path: str | os.PathLike[str]) -> Path:

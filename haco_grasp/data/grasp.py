@@ -52,6 +52,10 @@ class Grasp:
         grasp_type: e.g. "power", "precision", "pinch"; "" when unknown.
         object_id: integer id of the object within its source (procedural index or YCB id).
         meta: free-form provenance (seed, source sample id, ...), JSON-serialisable values only.
+        contact_threshold: metres: ``hand_contact`` holds this hand's geometric labels at this distance, computed
+            when the grasp was built (:func:`grasp_from_mano`); the ``geometric`` contact source
+            (:mod:`haco_grasp.targets`) then reuses them. None: the labels were given (a prediction's, a dataset's)
+            or are not known to match the hand.
     """
 
     object_name: str
@@ -71,6 +75,7 @@ class Grasp:
     grasp_type: str = ""
     object_id: int = -1
     meta: dict = field(default_factory=dict)
+    contact_threshold: float | None = None
 
     @classmethod
     def from_posed_object(
@@ -218,7 +223,14 @@ class Grasp:
         }
 
     def with_hand(self, **changes: np.ndarray) -> Grasp:
-        """A copy with some fields replaced (e.g. a perturbed or refined hand)."""
+        """A copy with some fields replaced (e.g. a perturbed or refined hand).
+
+        A copy whose hand, object pose or contact changes no longer claims geometric labels (``contact_threshold``
+        None) unless the change sets ``contact_threshold`` too.
+        """
+        moved = {"hand_verts", "hand_contact", "obj_rotation", "obj_translation", "obj_verts_canonical"}
+        if moved & set(changes) and "contact_threshold" not in changes:
+            changes = {**changes, "contact_threshold": None}
         return replace(self, **changes)
 
 
@@ -268,7 +280,7 @@ def grasp_from_mano(
         contact = contact.reshape(-1)
     else:
         contact = (np.asarray(hand_contact, np.float64) >= 0.5).astype(np.float64)
-    return Grasp.from_posed_object(
+    grasp = Grasp.from_posed_object(
         mesh,
         pose,
         dict(mano_params),
@@ -280,3 +292,5 @@ def grasp_from_mano(
         object_id=object_id,
         meta={} if meta is None else meta,
     )
+    grasp.contact_threshold = float(contact_threshold) if hand_contact is None else None
+    return grasp

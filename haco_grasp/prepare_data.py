@@ -215,6 +215,21 @@ def _worker(payload: tuple[dict[str, Any], str, int]) -> str:
     return str(make_shard(config, split, index))
 
 
+def _provenance() -> dict[str, Any]:
+    """Command, commit, package versions and date of this run (stored in ``index.json``)."""
+    import datetime
+    import sys
+
+    from haco_grasp.info import environment_report, git_commit
+
+    return {
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0] else "run_prepare(config)",
+        "commit": git_commit(),
+        "environment": environment_report(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def run_prepare(config: PrepareConfig) -> PrepareResult:
     """Make every missing shard of ``config`` (resuming a partial dataset) and write ``index.json``.
 
@@ -247,7 +262,12 @@ def run_prepare(config: PrepareConfig) -> PrepareResult:
     remove_stale_shards(root)
     split_objects = {split: config.split_objects(split) for split in SPLITS}
     config_dict = config.to_dict()
-    write_index(root, config_dict, split_objects)
+    provenance = _provenance()
+
+    def update_index() -> Path:
+        return write_index(root, config_dict, split_objects, provenance)
+
+    update_index()
     jobs, skipped = [], []
     for split in SPLITS:
         for index in range(config.shards(split)):
@@ -264,7 +284,7 @@ def run_prepare(config: PrepareConfig) -> PrepareResult:
             for split, index in jobs:
                 make_shard(config, split, index)
                 written.append(f"{split}/{shard_name(index)}")
-                write_index(root, config_dict, split_objects)
+                update_index()
                 if bar is not None:
                     bar.update(1)
         else:
@@ -278,13 +298,13 @@ def run_prepare(config: PrepareConfig) -> PrepareResult:
                     split, index = futures[future]
                     future.result()
                     written.append(f"{split}/{shard_name(index)}")
-                    write_index(root, config_dict, split_objects)
+                    update_index()
                     if bar is not None:
                         bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    index_path = write_index(root, config_dict, split_objects)
+    index_path = update_index()
     counts = json.loads(index_path.read_text())["counts"]
     return PrepareResult(root, written, skipped_names, time.monotonic() - start, counts)
 

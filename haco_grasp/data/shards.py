@@ -167,13 +167,19 @@ def finished_shards(root: str | os.PathLike[str], split: str) -> list[dict[str, 
     return sorted(records, key=lambda r: r["index"])
 
 
-def write_index(root: str | os.PathLike[str], config: dict[str, Any], split_objects: dict[str, Sequence[str]]) -> Path:
+def write_index(
+    root: str | os.PathLike[str],
+    config: dict[str, Any],
+    split_objects: dict[str, Sequence[str]],
+    provenance: dict[str, Any] | None = None,
+) -> Path:
     """(Re)write ``index.json`` from the finished shards (atomically).
 
     Args:
         root: dataset root.
         config: the resolved preparation config (JSON-serialisable).
         split_objects: split -> object names of that split (the split by object).
+        provenance: who wrote it (command, commit, versions, date), stored as given.
 
     Returns:
         The index path.
@@ -182,6 +188,7 @@ def write_index(root: str | os.PathLike[str], config: dict[str, Any], split_obje
         "format": SHARD_FORMAT,
         "format_version": SHARD_FORMAT_VERSION,
         "config": config,
+        "provenance": provenance or {},
         "split_by_object": {split: sorted(names) for split, names in split_objects.items()},
         "counts": {},
         "shards": {},

@@ -60,6 +60,7 @@ def test_index_counts_and_split_by_object(prepared):
     assert index["counts"]["train"] == {"shards": 1, "grasps": 1, "crops": 2, "samples": 2}
     assert index["counts"]["test"] == {"shards": 1, "grasps": 1, "crops": 2, "samples": 1}
     assert index["config"]["seed"] == 0 and is_shard_root(root)
+    assert index["provenance"]["commit"] and "torch" in json.dumps(index["provenance"]["environment"])
     for split, allowed in (("train", {"box", "can"}), ("test", {"ball"})):
         for record in finished_shards(root, split):
             assert set(record["objects"]) <= allowed

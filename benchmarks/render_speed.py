@@ -4,8 +4,10 @@ Plans ``--grasps`` synthetic grasps (procedural objects, synthetic hand), then t
 them (one image per grasp in turn, seeds 0, 1, ...) with each renderer: ``raycast`` (open3d, the default) and
 ``raster`` (the numpy reference). Each renderer first renders one warm-up image (imports, caches). With
 ``--workers N`` > 1 the ray-cast images are also timed spread over N processes (one grasp list each), which is how
-a dataset is written. Prints a table and, with ``--json``, a report with the date, command, commit, machine, the
-load average before and after (other jobs share the cores: read the figures with it) and the image config.
+a dataset is written. Wall time and CPU time (of the rendering processes, all their threads) are both reported:
+on a shared machine the wall time depends on the other jobs, the CPU time per image much less (2 cores can at
+best make ``2000 / cpu ms per image`` images/s). Prints a table and, with ``--json``, a report with the date,
+command, commit, machine, the load average before and after (read the wall figures with it) and the image config.
 
     python benchmarks/render_speed.py --images 60 --raster-images 10 --json render_speed.json
 """
@@ -21,18 +23,21 @@ import time
 from pathlib import Path
 
 
-def _time_renderer(grasps: list, config, count: int, first_seed: int = 0) -> float:
-    """Seconds to render ``count`` images (grasps cycled), after one warm-up image."""
+def _time_renderer(grasps: list, config, count: int, first_seed: int = 0) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and its threads) to render ``count`` images after a warm-up.
+
+    CPU seconds hardly depend on what else runs on the machine; wall seconds do.
+    """
     from haco_grasp.data.images import render_grasp_image
 
     render_grasp_image(grasps[0], 10_000, config)  # warm-up: imports, crease-split cache, open3d start-up
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for index in range(count):
         render_grasp_image(grasps[index % len(grasps)], first_seed + index, config)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
-def _worker(payload: tuple) -> float:
+def _worker(payload: tuple) -> tuple[float, float]:
     grasps, config, count, first_seed = payload
     return _time_renderer(grasps, config, count, first_seed)
 
@@ -60,8 +65,9 @@ def main(argv: list[str] | None = None) -> dict:
         if count <= 0:
             continue
         config = ImageConfig(size=args.size, supersample=args.supersample, renderer=renderer)
-        seconds = _time_renderer(grasps, config, count)
-        rows.append({"renderer": renderer, "processes": 1, "images": count, "seconds": seconds})
+        seconds, cpu_seconds = _time_renderer(grasps, config, count)
+        rows.append({"renderer": renderer, "processes": 1, "images": count, "seconds": seconds,
+                     "cpu_seconds": cpu_seconds})  # fmt: skip
     if args.workers > 1 and args.images > 0:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -70,19 +76,20 @@ def main(argv: list[str] | None = None) -> dict:
         payloads = [(grasps, config, share, worker * share) for worker in range(args.workers)]
         with ProcessPoolExecutor(args.workers) as pool:
             start = time.perf_counter()
-            list(pool.map(_worker, payloads))
+            timings = list(pool.map(_worker, payloads))
             seconds = time.perf_counter() - start  # includes each worker's warm-up image
         rows.append({"renderer": "raycast", "processes": args.workers, "images": share * args.workers,
-                     "seconds": seconds})  # fmt: skip
+                     "seconds": seconds, "cpu_seconds": sum(cpu for _, cpu in timings)})  # fmt: skip
     for row in rows:
         row["images_per_second"] = row["images"] / row["seconds"]
         row["ms_per_image"] = 1000.0 * row["seconds"] / row["images"]
+        row["cpu_ms_per_image"] = 1000.0 * row["cpu_seconds"] / row["images"]
     load_after = os.getloadavg()
 
-    print(f"{'renderer':>9} {'procs':>5} {'images':>6} {'seconds':>8} {'img/s':>7} {'ms/img':>7}")
+    print(f"{'renderer':>9} {'procs':>5} {'images':>6} {'seconds':>8} {'img/s':>7} {'ms/img':>7} {'cpu ms/img':>10}")
     for row in rows:
-        print(f"{row['renderer']:>9} {row['processes']:>5} {row['images']:>6} {row['seconds']:8.2f} "
-              f"{row['images_per_second']:7.1f} {row['ms_per_image']:7.1f}")  # fmt: skip
+        speed = f"{row['images_per_second']:7.1f} {row['ms_per_image']:7.1f} {row['cpu_ms_per_image']:10.1f}"
+        print(f"{row['renderer']:>9} {row['processes']:>5} {row['images']:>6} {row['seconds']:8.2f} {speed}")
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}; {os.cpu_count()} cores")
     report = {
         "benchmark": "render_speed",

@@ -67,6 +67,41 @@ def test_refined_grasp_takes_the_record(samples):
     assert refined.side == grasp.side and refined.object_name == grasp.object_name
 
 
+def test_refined_grasp_of_a_record_is_the_optimizers_refined_grasp(samples):
+    """refine rebuilds refined grasps from its records exactly as OptimizeResult.to_grasps does from the tensors."""
+    import types
+
+    import torch
+
+    from haco_grasp.optimize.optimizer import OptimizeResult
+    from haco_grasp.refine.output import records
+    from haco_grasp.targets import ContactTargets
+
+    grasps = [grasp for grasp, _ in samples]
+    rng = np.random.default_rng(0)
+
+    def tensor(*shape):
+        return torch.as_tensor(rng.normal(size=(2, *shape)), dtype=torch.float32)
+
+    rotations = torch.as_tensor(np.stack([g.obj_rotation for g in grasps]), dtype=torch.float32)
+    result = types.SimpleNamespace(
+        global_orient=tensor(3), hand_pose=tensor(45), betas=tensor(10), transl=tensor(3), verts=tensor(778, 3),
+        joints=tensor(21, 3), obj_rotation=rotations,
+        obj_translation=tensor(3), loss=torch.zeros(2), chosen_restart=torch.zeros(2, dtype=torch.long), iterations=1,
+        loss_history={"total": torch.zeros(1, 2)},
+    )  # fmt: skip
+    predictions = [types.SimpleNamespace(sample_id=f"s{i}", dex_index=i, mano_side=g.side, ycb_id=-1)
+                   for i, g in enumerate(grasps)]  # fmt: skip
+    rows = records(predictions, result, ContactTargets(hand=None), 1.0)
+    direct = OptimizeResult.to_grasps(result, grasps)
+    for grasp, row, expected in zip(grasps, rows, direct, strict=True):
+        rebuilt = refined_grasp(grasp, row)
+        for name in ("global_orient", "hand_pose", "betas", "transl", "hand_verts", "hand_joints", "obj_rotation",
+                     "obj_translation", "hand_contact"):  # fmt: skip
+            np.testing.assert_array_equal(getattr(rebuilt, name), getattr(expected, name), err_msg=name)
+            assert getattr(rebuilt, name).dtype == np.float64
+
+
 def test_target_thresholds_per_source():
     values = np.array([0.05, 0.15, 0.45, 0.55])
     np.testing.assert_array_equal(target_contact_labels(values, "haco"), [False, False, False, True])

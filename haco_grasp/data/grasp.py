@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from haco_grasp.arrays import to_numpy
 from haco_grasp.errors import InputError
 
 if TYPE_CHECKING:
@@ -232,6 +233,43 @@ class Grasp:
         if moved & set(changes) and "contact_threshold" not in changes:
             changes = {**changes, "contact_threshold": None}
         return replace(self, **changes)
+
+    def refined(
+        self,
+        *,
+        global_orient: Any,
+        hand_pose: Any,
+        betas: Any,
+        transl: Any,
+        hand_verts: Any,
+        hand_joints: Any,
+        obj_rotation: Any,
+        obj_translation: Any,
+        hand_contact: Any = None,
+    ) -> Grasp:
+        """This grasp with a refined hand and object pose: the one rebuild of a refined grasp, from the optimizer's
+        tensors (:meth:`~haco_grasp.optimize.OptimizeResult.to_grasps`) or a ``refined.pkl`` record
+        (:func:`haco_grasp.refine.frames.refined_grasp`).
+
+        Args:
+            global_orient: (3,) axis-angle. hand_pose: (45,) flat-mean axis-angle. betas: (S,). transl: (3,) metres.
+            hand_verts: (778, 3), hand_joints: (21, 3) metres, world frame.
+            obj_rotation: (3, 3), obj_translation: (3,) the object pose.
+            hand_contact: (778,) contact labels; None keeps this grasp's.
+            Each a numpy array or a tensor (any device, detached here).
+
+        Returns:
+            Grasp with float64 copies of the values.
+        """
+        values = {
+            "global_orient": global_orient, "hand_pose": hand_pose, "betas": betas, "transl": transl,
+            "hand_verts": hand_verts, "hand_joints": hand_joints, "obj_rotation": obj_rotation,
+            "obj_translation": obj_translation,
+        }  # fmt: skip
+        changes = {name: np.array(to_numpy(value, np.float64)) for name, value in values.items()}
+        if hand_contact is not None:
+            changes["hand_contact"] = np.array(to_numpy(hand_contact, np.float64))
+        return self.with_hand(**changes)
 
 
 def grasp_from_mano(

@@ -124,16 +124,12 @@ def refined_grasp(grasp: Grasp, record: Mapping) -> Grasp:
             (21, 3), ``obj_pose`` (3, 4) [R | t].
 
     Returns:
-        Grasp (float64 arrays); contact labels are those of the input.
+        Grasp (float64 arrays, :meth:`~haco_grasp.data.grasp.Grasp.refined`); contact labels are those of the input.
     """
     pose = np.asarray(record["obj_pose"], np.float64)
-    return grasp.with_hand(
-        **{k: np.asarray(record[k], np.float64) for k in ("global_orient", "hand_pose", "betas", "transl")},
-        hand_verts=np.asarray(record["hand_verts"], np.float64),
-        hand_joints=np.asarray(record["hand_joints"], np.float64),
-        obj_rotation=pose[:, :3].copy(),
-        obj_translation=pose[:, 3].copy(),
-    )
+    names = ("global_orient", "hand_pose", "betas", "transl", "hand_verts", "hand_joints")
+    return grasp.refined(**{name: record[name] for name in names}, obj_rotation=pose[:, :3],
+                         obj_translation=pose[:, 3])  # fmt: skip
 
 
 def target_contact_labels(target: np.ndarray, contact_source: str) -> np.ndarray:

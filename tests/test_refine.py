@@ -487,3 +487,29 @@ def test_parser_stays_light():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_one_mano_cache_per_run(world, tiny_presets, tmp_path, monkeypatch):
+    """Input grasps, ground truth (--dexycb) and the optimizer's layers share one ManoLayerCache: each MANO file is
+    read once per run, and the optimizer's layer (own dtype and device) is never the one that builds grasps."""
+    import haco_grasp.hand.conventions as conventions
+
+    created, reads = [], []
+    init, read = conventions.ManoLayerCache.__init__, conventions.read_mano_pickle
+
+    def counting_init(self, *args, **kwargs):
+        created.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(conventions.ManoLayerCache, "__init__", counting_init)
+    def counting_read(path):
+        reads.append(os.path.basename(path))
+        return read(path)
+
+    monkeypatch.setattr(conventions, "read_mano_pickle", counting_read)
+    out = tmp_path / "refined.pkl"
+    assert main(_args(world, out, "--limit", LIMIT, "--batch-size", 2, "--dexycb", world.mini.root, "--no-report")) == 0
+    assert len(created) == 1 and sorted(reads) == ["MANO_LEFT.pkl", "MANO_RIGHT.pkl"]
+    cache = created[0]
+    assert cache.layer("right") is not cache.layer("right", dtype=torch.float32, device="cpu")
+    assert load_refined(out).metrics is not None

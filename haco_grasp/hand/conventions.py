@@ -56,7 +56,7 @@ class ManoLayerCache:
         self.dtype = dtype
         self.device = device
         self._models: dict[str, ManoModelData] = {}
-        self._layers: dict[tuple[str, bool, int, bool, torch.dtype], ManoLayer] = {}
+        self._layers: dict[tuple[str, bool, int, bool, torch.dtype, str | None], ManoLayer] = {}
 
     def model(self, side: Side) -> ManoModelData:
         """The arrays of ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` (read once)."""
@@ -74,15 +74,19 @@ class ManoLayerCache:
         num_pca_comps: int = 45,
         flat_hand_mean: bool = True,
         dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
     ) -> ManoLayer:
         """A :class:`~haco_grasp.hand.mano.ManoLayer` of ``side`` with the given pose convention (cached).
 
         The default is the flat-mean 45-D axis-angle layer of :class:`~haco_grasp.data.Grasp` and HFL-Net, of the
-        cache's dtype; ``dtype`` asks for another (e.g. the optimizer's float32 layer from the float64 cache that
-        builds the grasps: one cache, the model files read once).
+        cache's dtype and device; ``dtype`` / ``device`` ask for another, cached apart (e.g. the optimizer's float32
+        layer on its device from the float64 cache that builds the grasps: one cache, the model files read once, and
+        a layer the optimizer moves is never the one that builds grasps).
         """
         dtype = self.dtype if dtype is None else dtype
-        key = (side, bool(use_pca), int(num_pca_comps) if use_pca else 45, bool(flat_hand_mean), dtype)
+        device = self.device if device is None else device
+        where = None if device is None else str(torch.device(device))
+        key = (side, bool(use_pca), int(num_pca_comps) if use_pca else 45, bool(flat_hand_mean), dtype, where)
         if key not in self._layers:
             layer = ManoLayer(
                 self.model(side),
@@ -92,7 +96,7 @@ class ManoLayerCache:
                 flat_hand_mean=flat_hand_mean,
                 dtype=dtype,
             )
-            self._layers[key] = layer if self.device is None else layer.to(self.device)
+            self._layers[key] = layer if device is None else layer.to(device)
         return self._layers[key]
 
     def dexycb_layer(self, side: Side) -> ManoLayer:

@@ -129,7 +129,7 @@ def _refine_batches(plan: _Plan, inputs: _Inputs, batches: list[list[int]]) -> i
                 grasps,
                 **targets.optimizer_kwargs(),
                 config=targets.optimizer_config(plan.optimize),
-                layer=plan.layers.layer(predictions[0].mano_side, dtype=dtype),
+                layer=plan.layers.layer(predictions[0].mano_side, dtype=dtype, device=plan.device),
                 device=plan.device,
                 progress=bar is not None,  # a second bar: iterations within this batch
             )

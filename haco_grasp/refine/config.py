@@ -1,9 +1,9 @@
 """``haco-grasp refine``'s settings: :class:`RefineConfig` (every option, with valid defaults), the command-line
 options that fill it (:func:`add_arguments`, :func:`config_from_args`) and :class:`RefineSummary`, what a run did.
 
-This module imports only the standard library at import time (the CLI builds its parser from :func:`add_arguments`);
-``--preset``'s choices come from the optimizer's preset dict (:data:`haco_grasp.optimize.config.PRESETS`) once the
-command runs (:func:`haco_grasp.optimize.config.preset_names`).
+This module imports only the standard library, numpy and the contact-source registry at import time (the CLI builds
+its parser from :func:`add_arguments`); ``--preset``'s choices come from the optimizer's preset dict
+(:data:`haco_grasp.optimize.config.PRESETS`, :func:`~haco_grasp.optimize.config.preset_names`) once the command runs.
 """
 
 from __future__ import annotations

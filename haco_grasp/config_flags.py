@@ -321,9 +321,9 @@ def explain_unknown_flags(message: str, prefix: str = OPT_PREFIX) -> str:
 def add_optimizer_flags(parser: argparse.ArgumentParser, exclude: Sequence[str] = ()) -> None:
     """Add ``--config FILE`` and the ``--opt.*`` flags of :class:`~haco_grasp.optimize.OptimizeConfig` to a command
     that runs the optimizer (imports the optimizer's config, hence torch)."""
-    from haco_grasp.optimize.config import FAST, PRESETS, OptimizeConfig
+    from haco_grasp.optimize.config import PRESETS, OptimizeConfig, preset_names
 
-    presets = {"fast": FAST, **PRESETS}  # the default preset first
+    presets = {name: PRESETS[name] for name in preset_names()}  # the default preset first
     add_config_flags(parser, OptimizeConfig, presets, OPT_PREFIX, exclude=exclude,
                      title="optimizer settings, on top of --preset (first --config FILE, then --opt.* flags; the "
                      "resolved settings are saved beside the outputs)")  # fmt: skip

@@ -80,24 +80,20 @@ class OptimizeResult:
 
     def to_grasps(self, grasps: Sequence[Grasp], hand_contact: Tensor | None = None) -> list[Grasp]:
         """The input grasps with refined hands and object poses (``hand_contact`` kept unless given)."""
-        out = []
-        for b, grasp in enumerate(grasps):
-            out.append(
-                grasp.with_hand(
-                    global_orient=self.global_orient[b].detach().cpu().double().numpy(),
-                    hand_pose=self.hand_pose[b].detach().cpu().double().numpy(),
-                    betas=self.betas[b].detach().cpu().double().numpy(),
-                    transl=self.transl[b].detach().cpu().double().numpy(),
-                    hand_verts=self.verts[b].detach().cpu().double().numpy(),
-                    hand_joints=self.joints[b].detach().cpu().double().numpy(),
-                    obj_rotation=self.obj_rotation[b].detach().cpu().double().numpy(),
-                    obj_translation=self.obj_translation[b].detach().cpu().double().numpy(),
-                    hand_contact=grasp.hand_contact
-                    if hand_contact is None
-                    else hand_contact[b].detach().cpu().double().numpy(),
-                )
+        return [
+            grasp.refined(
+                global_orient=self.global_orient[b],
+                hand_pose=self.hand_pose[b],
+                betas=self.betas[b],
+                transl=self.transl[b],
+                hand_verts=self.verts[b],
+                hand_joints=self.joints[b],
+                obj_rotation=self.obj_rotation[b],
+                obj_translation=self.obj_translation[b],
+                hand_contact=None if hand_contact is None else hand_contact[b],
             )
-        return out
+            for b, grasp in enumerate(grasps)
+        ]
 
 
 def _object_key(grasp: Grasp) -> str:

@@ -1,4 +1,4 @@
-"""Per-frame metrics, exports and the HTML report of refine (haco_grasp.refine.frames, haco_grasp.viz.html_report).
+"""Per-frame metrics, exports and the HTML report of refine (haco_grasp.refine.frames, haco_grasp.refine.report).
 
 References: numpy / trimesh on the same arrays (displacement, contact F1, inside vertices), a hand–object pair built
 with :meth:`Grasp.from_mano`, the refined hand being the input moved by a known offset.
@@ -23,9 +23,8 @@ from haco_grasp.refine.frames import (
     penetrating_vertices,
     refined_grasp,
     target_contact_labels,
-    write_outputs,
 )
-from haco_grasp.viz.html_report import write_html_report
+from haco_grasp.refine.report import write_html_report, write_outputs
 
 SHIFT = np.array([0.0, 0.0, 0.004])
 

@@ -13,8 +13,9 @@ The package, by job:
 - :mod:`~haco_grasp.refine.resume`: the partial folder, its manifest and the finished batches (resuming).
 - :mod:`~haco_grasp.refine.output`: the ``refined.pkl`` format (:data:`REFINED_FORMAT`, :class:`RefinedSample`,
   :class:`RefinedFile`, :func:`load_refined`).
-- :mod:`~haco_grasp.refine.frames`: per-frame metrics, ``<out>.frames.csv``, meshes, the ContactOpt export and the
-  HTML report.
+- :mod:`~haco_grasp.refine.frames`: the frames of a run (input and refined grasp, target, per-frame metrics).
+- :mod:`~haco_grasp.refine.report`: what a run writes besides ``refined.pkl``: ``<out>.frames.csv``, meshes, the
+  ContactOpt export and the HTML report.
 - torchrun: :mod:`haco_grasp.distributed` (shared with HACO training).
 
 Importing the package loads only the standard library, numpy and the package's light modules (the CLI builds its

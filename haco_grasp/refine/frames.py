@@ -1,5 +1,6 @@
-"""What ``haco-grasp refine`` writes besides ``refined.pkl``: per-frame metrics, meshes, a ContactOpt export, a report.
-(Until the refine package existed this module was ``haco_grasp.refine_outputs``.)
+"""The frames of a refine run: per frame the input and refined grasps, the contact target and the metrics below.
+(Until the refine package existed this module, with :mod:`haco_grasp.refine.report`, was
+``haco_grasp.refine_outputs``.)
 
 Per frame (:class:`FrameMetrics`, no ground truth needed; the input is the prediction, the refined grasp the output):
 
@@ -12,31 +13,19 @@ Per frame (:class:`FrameMetrics`, no ground truth needed; the input is the predi
   achieved against the target contact (NaN when undefined).
 - ``hand_shift_mm``: mean vertex displacement input -> refined; ``loss``, ``iterations``, ``seconds`` of the run.
 
-Files (:func:`write_outputs`): ``<out>.frames.csv`` (one row per frame, :data:`CSV_COLUMNS`); with ``meshes_dir``
-four PLY files per frame, ``<sample>_{input,refined,target}_hand.ply`` and ``<sample>_object.ply``, hand vertex
-colours = contact (skin -> red: the achieved 1 cm contact of the input and refined hands; the target on the
-refined hand, scaled so that its contact threshold is the middle colour); with ``contactopt_path`` ContactOpt's
-``optimized_<split>.pkl`` format
-(:func:`contactopt_bridge.contactopt_io.write_contactopt_results`; ``gt_ho`` is the ground truth when known, else
-the input); with ``report_path`` the interactive HTML report (:mod:`haco_grasp.viz.html_report`).
+The files are written by :mod:`haco_grasp.refine.report` (:func:`~haco_grasp.refine.report.write_outputs`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 
-from haco_grasp.atomic import atomic_write_bytes
 from haco_grasp.data.grasp import Grasp
-from haco_grasp.errors import InputError
 from haco_grasp.targets import VALUE_TARGET_THRESHOLDS
 
 __all__ = [
@@ -48,7 +37,6 @@ __all__ = [
     "penetrating_vertices",
     "refined_grasp",
     "target_contact_labels",
-    "write_outputs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -234,105 +222,3 @@ def build_frames(
             )
         )
     return frames
-
-
-def _write_csv(path: Path, frames: Sequence[RefinedFrame]) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for frame in frames:
-        row = frame.metrics.to_row()
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return atomic_write_bytes(path, buffer.getvalue().encode())
-
-
-def _safe_name(sample_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in sample_id)
-
-
-def _export_meshes(folder: Path, frames: Sequence[RefinedFrame]) -> list[Path]:
-    """Four PLY files per frame (module docstring); returns the paths."""
-    import trimesh
-
-    from haco_grasp.viz.colormap import OBJECT_PALETTE, contact_colors
-
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for frame in frames:
-        stem = _safe_name(frame.metrics.sample_id)
-        hands = {
-            "input": (frame.before.hand_verts, frame.before.hand_contact),
-            "refined": (frame.after.hand_verts, frame.after.hand_contact),
-        }
-        if frame.target_hand is not None:
-            hands["target"] = (frame.after.hand_verts, frame.target_display())
-        for name, (verts, contact) in hands.items():
-            colours = (contact_colors(contact) * 255).round().astype(np.uint8)
-            mesh = trimesh.Trimesh(verts, frame.after.hand_faces, vertex_colors=colours, process=False)
-            written.append(folder / f"{stem}_{name}_hand.ply")
-            atomic_write_bytes(written[-1], mesh.export(file_type="ply"))
-        grey = (np.array(OBJECT_PALETTE[0]) * 255).astype(np.uint8)
-        obj = trimesh.Trimesh(frame.after.obj_verts, frame.after.obj_faces, process=False,
-                              vertex_colors=np.tile(grey, (len(frame.after.obj_verts), 1)))  # fmt: skip
-        written.append(folder / f"{stem}_object.ply")
-        atomic_write_bytes(written[-1], obj.export(file_type="ply"))
-    return written
-
-
-def _export_contactopt(path: Path, frames: Sequence[RefinedFrame], ground_truth: Sequence[Grasp] | None) -> Path:
-    from contactopt_bridge.contactopt_io import hand_object_from_grasp, write_contactopt_results
-
-    if ground_truth is not None and len(ground_truth) != len(frames):
-        raise InputError(f"--export-contactopt: {len(ground_truth)} ground truths for {len(frames)} frames")
-    if ground_truth is None:
-        logger.info("--export-contactopt: no ground truth (--dexycb): gt_ho holds the input grasp")
-    results = []
-    for index, frame in enumerate(frames):
-        target = None if frame.target_hand is None else np.clip(frame.target_hand, 0.0, 1.0)
-        truth = frame.before if ground_truth is None else ground_truth[index]
-        results.append({
-            "gt_ho": hand_object_from_grasp(truth),
-            "in_ho": hand_object_from_grasp(frame.before, hand_contact=target),
-            "out_ho": hand_object_from_grasp(frame.after, hand_contact=target),
-        })  # fmt: skip
-    return write_contactopt_results(path, results)
-
-
-def write_outputs(
-    frames: Sequence[RefinedFrame],
-    csv_path: str | os.PathLike,
-    *,
-    meshes_dir: str | os.PathLike | None = None,
-    contactopt_path: str | os.PathLike | None = None,
-    report_path: str | os.PathLike | None = None,
-    report_frames: int = 12,
-    title: str = "haco-grasp refine",
-    notes: Sequence[str] = (),
-    ground_truth: Sequence[Grasp] | None = None,
-) -> dict[str, Path | list[Path]]:
-    """Write the per-frame CSV and, when asked, the meshes, the ContactOpt export and the HTML report.
-
-    Args:
-        frames: from :func:`build_frames`.
-        csv_path: the per-frame metrics CSV.
-        meshes_dir: folder of the PLY files, or None.
-        contactopt_path: ContactOpt result pickle, or None.
-        report_path: the HTML report, or None.
-        report_frames: how many frames (the first) get a 3-D view in the report; the table lists all.
-        title: the report's title. notes: lines printed under it (provenance, settings).
-        ground_truth: ground-truth grasps in frame order (``gt_ho`` of the ContactOpt export), or None.
-
-    Returns:
-        What was written: ``csv``, ``meshes`` (list), ``contactopt``, ``report``.
-    """
-    written: dict[str, Path | list[Path]] = {"csv": _write_csv(Path(csv_path), frames)}
-    if meshes_dir is not None:
-        written["meshes"] = _export_meshes(Path(meshes_dir).expanduser(), frames)
-    if contactopt_path is not None:
-        written["contactopt"] = _export_contactopt(Path(contactopt_path).expanduser(), frames, ground_truth)
-    if report_path is not None:
-        from haco_grasp.viz.html_report import write_html_report
-
-        written["report"] = write_html_report(Path(report_path).expanduser(), frames, title=title, notes=notes,
-                                              max_views=report_frames)  # fmt: skip
-    return written

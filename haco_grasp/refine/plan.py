@@ -5,6 +5,7 @@ the checks that would otherwise fail after hours of work (:func:`_preflight`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,6 @@ import numpy as np
 from haco_grasp.distributed import connect_timeout, torchrun_env
 from haco_grasp.errors import AssetError, InputError
 from haco_grasp.refine.config import CONTACT_SOURCES, RefineConfig
-from haco_grasp.refine.resume import _partial_dir, _sha256
 from haco_grasp.targets import ContactContext, auto_contact_source, check_source, read_contact_file
 
 if TYPE_CHECKING:
@@ -24,6 +24,20 @@ if TYPE_CHECKING:
     from haco_grasp.optimize.config import OptimizeConfig
 
 logger = logging.getLogger(__name__)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 hex digest of a file's bytes (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def partial_dir(out: Path) -> Path:
+    """The folder of finished batches of a run writing ``out`` (:mod:`haco_grasp.refine.resume`)."""
+    return out.with_name(out.name + ".partial")
 
 
 @dataclass
@@ -196,18 +210,18 @@ def _plan(config: RefineConfig) -> _Plan:
     if config.contact_file is not None:
         contact_path = Path(config.contact_file).expanduser()
         read_contact_file(contact_path)
-        contact_sha = _sha256(contact_path)
+        contact_sha = file_sha256(contact_path)
     return _Plan(
         config=config,
         pred=pred,
         out=out,
-        partial=_partial_dir(out),
+        partial=partial_dir(out),
         file=file,
         predictions=predictions,
         optimize=optimize,
         preset=preset,
         models_root=models_root,
-        pred_sha256=_sha256(pred),
+        pred_sha256=file_sha256(pred),
         contact_file_sha256=contact_sha,
         device=device,
         rank=rank,

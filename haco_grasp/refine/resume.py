@@ -21,14 +21,12 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from haco_grasp.atomic import atomic_write_bytes
 from haco_grasp.errors import HacoGraspError, InputError
+from haco_grasp.refine.plan import _Plan, file_sha256
 from haco_grasp.targets import default_checkpoint, dexycb_root
-
-if TYPE_CHECKING:
-    from haco_grasp.refine.plan import _Plan
 
 __all__ = ["BATCH_FORMAT", "PARTIAL_FORMAT"]
 
@@ -46,18 +44,6 @@ _MANIFEST_KEYS = (
     "dtype",
     "code",
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _partial_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
 
 
 def _batch_name(first: int, last: int) -> str:
@@ -103,7 +89,7 @@ def _file_digest(path: Path | None) -> str:
     if path is None:
         return "unresolved"
     try:
-        return _sha256(path) if path.is_file() else "missing"
+        return file_sha256(path) if path.is_file() else "missing"
     except OSError as exc:
         return f"unreadable ({exc.strerror})"
 

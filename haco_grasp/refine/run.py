@@ -208,7 +208,7 @@ def _frames(plan: _Plan, grasps: dict[str, Grasp], records: dict[str, dict[str, 
 
 def _write_outputs(plan: _Plan, frames: list[Any]) -> None:
     """``<out>.frames.csv`` and the optional report, meshes and ContactOpt export."""
-    from haco_grasp.refine.frames import write_outputs
+    from haco_grasp.refine.report import write_outputs
 
     config = plan.config
     notes = [f"{len(frames)} frames of {plan.pred} refined {now()}; contact source {config.contact}, preset "

@@ -19,9 +19,9 @@ from haco_grasp.contact.train import (
     add_arguments,
     add_eval_arguments,
     config_from_args,
-    scheduled_lr,
     evaluate,
     run_eval,
+    scheduled_lr,
     strip_checkpoint,
     train,
 )

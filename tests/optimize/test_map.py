@@ -71,7 +71,8 @@ def test_objective_gradient_matches_finite_differences(layer, grasps):
     scene = Scene(
         points=torch.zeros(1, 1, 3, dtype=torch.float64), normals=torch.zeros(1, 1, 3, dtype=torch.float64),
         allowance=torch.full((1, 1), 0.002, dtype=torch.float64),
-        sdf=PackedSdfGrids.pack([grid], dtype=torch.float64).select(torch.zeros(1, dtype=torch.long)), hand_target=torch.rand(1, canonical.shape[1], dtype=torch.float64),
+        sdf=PackedSdfGrids.pack([grid], dtype=torch.float64).select(torch.zeros(1, dtype=torch.long)),
+        hand_target=torch.rand(1, canonical.shape[1], dtype=torch.float64),
         obj_target=None, prior_weight=torch.full((4,), 0.3, dtype=torch.float64),
     )  # fmt: skip
     config = FAST.replace(w_pen=3.0)

@@ -34,7 +34,7 @@ def _pairwise_budget(device: torch.device, element_size: int) -> int:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         budget = max(free // 4, _MIN_PAIRWISE_BYTES)
-    return max(1, budget // (3 * element_size))  # the product, the sum and the mask live at once
+    return max(1, budget // element_size)  # one (b, r, P2) tensor per chunk, masked in place
 
 
 class KNNResult(NamedTuple):
@@ -68,38 +68,43 @@ def _check_lengths(lengths: Tensor | None, batch: int, size: int, name: str, dev
 def _search_torch(points1: Tensor, points2: Tensor, k: int, lengths2: Tensor | None) -> Tensor:
     """Indices (B, P1, k) of the k nearest points2 (k <= P2), chunked over P1 (and B when P2 is huge).
 
-    K = 1 takes a ``min`` over the squared distances (``topk`` is a radix select, several times slower on a GPU).
+    K = 1 takes a ``min`` over the distances (``topk`` is a radix select, several times slower on a GPU). The search
+    ranks ``|p2|^2 - 2 a.p2``: ``|a|^2`` is the same for every candidate of a row, so it is left out (the exact
+    distances are recomputed from the gathered neighbours by :func:`knn_points`), and each chunk is one ``baddbmm``
+    (in-place mask) and one ``argmin``: a few operations per chunk, and few chunks.
     """
     batch, num1, _ = points1.shape
     num2 = points2.shape[1]
     max_entries = _pairwise_budget(points1.device, points1.element_size())
-    # Centre both clouds on points2's mean to limit cancellation in |a|^2 + |b|^2 - 2 a.b.
+    # Centre both clouds on points2's mean to limit cancellation in |p2|^2 - 2 a.p2.
     centre = points2.mean(dim=1, keepdim=True)
     p1 = points1 - centre
     p2 = points2 - centre
-    p2_sq = (p2 * p2).sum(-1)  # (B, P2)
+    p2_sq = (p2 * p2).sum(-1)[:, None, :]  # (B, 1, P2)
+    p2_t = p2.transpose(1, 2)  # (B, D, P2)
     invalid2 = None
     if lengths2 is not None:
-        invalid2 = torch.arange(num2, device=points2.device)[None, :] >= lengths2[:, None]  # (B, P2)
-    batch_step = batch if batch * num2 <= max_entries else max(1, max_entries // max(num1 * num2, 1))
+        invalid2 = (torch.arange(num2, device=points2.device)[None, :] >= lengths2[:, None])[:, None, :]  # (B, 1, P2)
+    batch_step = batch if batch * num1 * num2 <= max_entries else max(1, max_entries // max(num1 * num2, 1))
     batch_step = min(batch_step, batch)
     pieces = []
-    for b0 in range(0, batch, batch_step):
+    for b0 in range(0, batch, batch_step):  # unsliced when one chunk holds everything: fewer operations
         b1 = min(batch, b0 + batch_step)
+        parts = (p1, p2_sq, p2_t, invalid2)
+        if batch_step < batch:
+            parts = tuple(None if t is None else t[b0:b1] for t in parts)
+        q1, q2_sq, q2_t, invalid = parts
         rows = max(1, max_entries // ((b1 - b0) * num2))
         row_pieces = []
         for r0 in range(0, num1, rows):
-            r1 = min(num1, r0 + rows)
-            a = p1[b0:b1, r0:r1]  # (b, r, D)
-            # (b, r, P2): |a|^2 + |p2|^2 - 2 a.p2
-            sq = torch.baddbmm(p2_sq[b0:b1, None, :], a, p2[b0:b1].transpose(1, 2), alpha=-2.0)
-            sq = sq + (a * a).sum(-1, keepdim=True)
-            if invalid2 is not None:
-                sq = sq.masked_fill(invalid2[b0:b1, None, :], float("inf"))
+            a = q1 if rows >= num1 else q1[:, r0 : r0 + rows]  # (b, r, D)
+            score = torch.baddbmm(q2_sq, a, q2_t, alpha=-2.0)  # (b, r, P2): |p2|^2 - 2 a.p2
+            if invalid is not None:
+                score.masked_fill_(invalid, float("inf"))
             if k == 1:
-                row_pieces.append(sq.argmin(dim=-1, keepdim=True))
+                row_pieces.append(score.argmin(dim=-1, keepdim=True))
             else:
-                row_pieces.append(sq.topk(k, dim=-1, largest=False, sorted=True).indices)
+                row_pieces.append(score.topk(k, dim=-1, largest=False, sorted=True).indices)
         pieces.append(row_pieces[0] if len(row_pieces) == 1 else torch.cat(row_pieces, dim=1))
     return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=0)
 

@@ -85,16 +85,23 @@ def test_objective_gradient_matches_finite_differences(layer, grasps):
     assert torch.autograd.gradcheck(total, (points, z), atol=1e-6)
 
 
-def _ops_per_iteration(layer, batch, preset_config) -> float:
+def _op_counts(layer, batch, preset_config) -> dict[str, float]:
+    """aten operations per iteration, by name (difference of a 4- and a 2-iteration run, halved)."""
     targets = np.stack([g.hand_contact for g in batch])
 
     def count(iterations):
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             optimize_grasp(batch, target_hand_contact=targets, config=preset_config.replace(n_iter=iterations),
                            layer=layer)  # fmt: skip
-        return collections.Counter(e.name.startswith("aten::") for e in prof.events())[True]
+        return collections.Counter(e.name for e in prof.events() if e.name.startswith("aten::"))
 
-    return (count(4) - count(2)) / 2
+    count(1)  # warm-up: one-time work (SDF grids, lazy imports) is not part of an iteration
+    four, two = count(4), count(2)
+    return {name: (four[name] - two[name]) / 2 for name in four | two}
+
+
+def _ops_per_iteration(layer, batch, preset_config) -> float:
+    return sum(_op_counts(layer, batch, preset_config).values())
 
 
 @pytest.mark.parametrize("preset", ["fast", "contactopt"])
@@ -107,6 +114,24 @@ def test_operations_per_iteration_do_not_grow_with_the_batch_or_its_objects(laye
     mixed = _ops_per_iteration(layer, [grasps[0], grasps[1], plate, grasps[1], grasps[0], plate], config)
     assert abs(mixed - one) <= 0.25 * one, (one, mixed)
     assert max(one, mixed) <= 1000, (one, mixed)  # issue 12: at most 1,000 aten operations per iteration
+
+
+def test_a_chunked_nearest_neighbour_search_adds_few_operations(layer, grasps, monkeypatch):
+    """A batch too big for one block of pairwise distances (forced here) stays under the bound: each extra chunk of
+    the K = 1 search is a slice, one baddbmm and one argmin with their views (~15 aten operations)."""
+    from haco_grasp.geometry import knn as knn_module
+    from haco_grasp.optimize import get_config
+
+    config = get_config("contactopt").replace(n_restarts=2, n_obj_points=256)
+    batch = [grasps[0], grasps[1], grasps[0]]
+    whole = _op_counts(layer, batch, config)
+    entries = len(batch) * config.n_restarts * 778 * config.n_obj_points
+    monkeypatch.setattr(knn_module, "_pairwise_budget", lambda device, element_size: entries // 4 + 1)
+    chunked = _op_counts(layer, batch, config)
+    extra_chunks = chunked["aten::baddbmm"] - whole["aten::baddbmm"]
+    extra_ops = sum(chunked.values()) - sum(whole.values())
+    assert extra_chunks >= 3, (whole["aten::baddbmm"], chunked["aten::baddbmm"])  # the search did run in chunks
+    assert extra_ops / extra_chunks <= 16 and sum(chunked.values()) <= 1000, (extra_ops, extra_chunks)
 
 
 def test_results_do_not_depend_on_order_or_company(layer, grasps):

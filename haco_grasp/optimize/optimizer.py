@@ -304,76 +304,187 @@ def optimize_grasp(
     _check_layer(layer, grasps)
     device = resolve_device(device, "device") if device is not None else layer.v_template.device
     layer = layer.to(device)
-    dtype = layer.v_template.dtype
-    batch, restarts = len(grasps), config.n_restarts
-    num_verts = layer.num_verts
+    targets = _Targets.validated(grasps, config, layer, target_hand_contact, target_obj_contact, target_obj_points,
+                                 target_obj_normals)  # fmt: skip
+    objects = _prepare_objects(grasps, config, layer.v_template.device, layer.v_template.dtype, targets.obj_points,
+                               targets.obj_normals)  # fmt: skip
+    problem = _Problem.build(grasps, config, layer, targets, objects)
+    variables, history, iterations = _descend(problem, progress)
+    result = _best_restarts(problem, objects, variables, history, iterations, started)
+    logger.debug("optimize_grasp: %d grasps x %d restarts, %d iterations, %.2f s", problem.batch, config.n_restarts,
+                 iterations, result.seconds)  # fmt: skip
+    return result
 
-    # ---------------------------------------------------------------- inputs and targets (validated once)
-    go0 = _as_tensor(np.stack([g.global_orient for g in grasps]), "global_orient", (batch, 3), device, dtype)
-    pose0 = _as_tensor(np.stack([g.hand_pose for g in grasps]), "hand_pose", (batch, 45), device, dtype)
-    betas = _as_tensor(np.stack([g.betas for g in grasps]), "betas", (batch, len(grasps[0].betas)), device, dtype)
-    transl0 = _as_tensor(np.stack([g.transl for g in grasps]), "transl", (batch, 3), device, dtype)
-    hand_target = None
-    if target_hand_contact is not None:
-        raw = _as_tensor(target_hand_contact, "target_hand_contact", (batch, num_verts), device, dtype)
-        hand_target = map_contact_target(raw, config.target_mapping, config.target_threshold)
-        if config.target_mapping != "value":
-            hand_target = config.target_max * hand_target
-    obj_target = None
-    if target_obj_contact is not None:
-        if target_obj_points is None or target_obj_normals is None:
+
+@dataclass
+class _Targets:
+    """The contact targets of a batch, validated and on the layer's device and dtype.
+
+    hand: (B, 778) contact values for the optimizer (probabilities mapped by ``config.target_mapping`` and scaled by
+    ``config.target_max``), or None. obj: (B, P) contact values on ``obj_points`` / ``obj_normals`` (B, P, 3), world
+    frame, or None.
+    """
+
+    hand: Tensor | None
+    obj: Tensor | None
+    obj_points: Tensor | None
+    obj_normals: Tensor | None
+
+    @classmethod
+    def validated(cls, grasps: Sequence[Grasp], config: OptimizeConfig, layer: ManoLayer, hand_contact: object,
+                  obj_contact: object, obj_points: object, obj_normals: object) -> _Targets:  # fmt: skip
+        device, dtype = layer.v_template.device, layer.v_template.dtype
+        batch = len(grasps)
+        hand = None
+        if hand_contact is not None:
+            raw = _as_tensor(hand_contact, "target_hand_contact", (batch, layer.num_verts), device, dtype)
+            hand = map_contact_target(raw, config.target_mapping, config.target_threshold)
+            if config.target_mapping != "value":
+                hand = config.target_max * hand
+        if obj_contact is None:
+            return cls(hand, None, None, None)
+        if obj_points is None or obj_normals is None:
             raise InputError("target_obj_contact needs target_obj_points and target_obj_normals (B, P, 3), world frame")
-        num_points = np.shape(target_obj_contact)[-1]
-        obj_target = _as_tensor(target_obj_contact, "target_obj_contact", (batch, num_points), device, dtype)
-        target_obj_points = _as_tensor(target_obj_points, "target_obj_points", (batch, num_points, 3), device, dtype)
-        target_obj_normals = _as_tensor(target_obj_normals, "target_obj_normals", (batch, num_points, 3), device, dtype)
-    objects = _prepare_objects(grasps, config, device, dtype, target_obj_points, target_obj_normals)
-    layout = _layout(config, betas.shape[1], device, dtype)
-    map_mode = config.noise_profile is not None
+        num_points = np.shape(obj_contact)[-1]
+        return cls(
+            hand,
+            _as_tensor(obj_contact, "target_obj_contact", (batch, num_points), device, dtype),
+            _as_tensor(obj_points, "target_obj_points", (batch, num_points, 3), device, dtype),
+            _as_tensor(obj_normals, "target_obj_normals", (batch, num_points, 3), device, dtype),
+        )
 
-    # finger pose: base (B, 45) + offset in the span of the first k components
-    components = layer.hand_components[: config.num_pca_comps]  # (k, 45)
-    if config.project_input_to_pca:
-        relative = pose0 - layer.model_hands_mean
-        pose0 = layer.model_hands_mean + (relative @ components.T) @ components
 
-    # ---------------------------------------------------------------- restarts (grasp-major: sample = b * R + r)
-    generator = torch.Generator().manual_seed(config.seed)
-    n = batch * restarts
-    rep = lambda x: x.repeat_interleave(restarts, dim=0)  # noqa: E731 - (B, ...) -> (B·R, ...)
-    start_vars = torch.zeros(n, layout.width, dtype=dtype, device=device)
-    if map_mode:
-        # restarts start from a draw of the prior (in variable units), restart 0 at the input unless told otherwise
-        draw = torch.randn(batch, restarts, layout.width, generator=generator, dtype=torch.float64)
-        if not config.perturb_first_restart:
-            draw[:, 0] = 0.0
-        start_vars = (draw.reshape(n, layout.width).to(device, dtype) * layout.jitter)
-        go_start, transl_start = rep(go0), rep(transl0)
-    else:
-        rot_noise = torch.randn(batch, restarts, 3, generator=generator, dtype=torch.float64)
-        trans_noise = torch.randn(batch, restarts, 3, generator=generator, dtype=torch.float64)
-        rot_noise = (rot_noise * math.radians(config.restart_rot_sigma_deg)).to(device, dtype)
-        trans_noise = (trans_noise * config.restart_trans_sigma).to(device, dtype)
-        if not config.perturb_first_restart:
-            rot_noise[:, 0] = 0.0
-            trans_noise[:, 0] = 0.0
-        go_start = matrix_to_axis_angle(
-            euler_zyx_to_matrix(rot_noise.reshape(n, 3)) @ axis_angle_to_matrix(rep(go0))
-        )  # jitter composed with the input rotation (about the wrist joint)
-        transl_start = rep(transl0) + trans_noise.reshape(n, 3)
-    pose_start, betas_n = rep(pose0), rep(betas)
-    obj_rot, obj_trans, centroid = rep(objects.rotation), rep(objects.translation), rep(objects.centroid)
-    scene = Scene(
-        points=rep(objects.points),
-        normals=rep(objects.normals),
-        allowance=rep(objects.allowance)[:, None],
-        sdf=objects.grids.select(rep(objects.grid_index), dtype) if objects.grids is not None else None,
-        hand_target=rep(hand_target) if hand_target is not None else None,
-        obj_target=rep(obj_target) if obj_target is not None else None,
-        prior_weight=layout.prior_weight,
-    )
+@dataclass
+class _Problem:
+    """All restarts of all grasps as one batch of ``N = B × R`` samples (grasp-major: sample = b · R + r).
 
-    variables = start_vars.clone().requires_grad_(True)
+    The variables z (N, W) decode (:meth:`decode`) to offsets from the starts: full_start (N, 48) global rotation +
+    finger pose, betas (N, S), transl_start (N, 3); obj_rotation / obj_translation / centroid (N, ...) are each
+    sample's object pose and the pivot of its rotation offset. :meth:`forward` is one iteration's computation.
+    """
+
+    config: OptimizeConfig
+    layer: ManoLayer
+    batch: int
+    scene: Scene
+    start_vars: Tensor
+    full_start: Tensor
+    betas: Tensor
+    transl_start: Tensor
+    obj_rotation: Tensor
+    obj_translation: Tensor
+    centroid: Tensor
+    decoders: tuple[Tensor, Tensor | None, Tensor, Tensor | None]
+
+    @classmethod
+    def build(cls, grasps: Sequence[Grasp], config: OptimizeConfig, layer: ManoLayer, targets: _Targets,
+              objects: _Objects) -> _Problem:  # fmt: skip
+        device, dtype = layer.v_template.device, layer.v_template.dtype
+        batch, restarts = len(grasps), config.n_restarts
+        go0 = _as_tensor(np.stack([g.global_orient for g in grasps]), "global_orient", (batch, 3), device, dtype)
+        pose0 = _as_tensor(np.stack([g.hand_pose for g in grasps]), "hand_pose", (batch, 45), device, dtype)
+        num_betas = len(grasps[0].betas)
+        betas = _as_tensor(np.stack([g.betas for g in grasps]), "betas", (batch, num_betas), device, dtype)
+        transl0 = _as_tensor(np.stack([g.transl for g in grasps]), "transl", (batch, 3), device, dtype)
+        layout = _layout(config, num_betas, device, dtype)
+
+        # finger pose: base (B, 45) + offset in the span of the first k components
+        components = layer.hand_components[: config.num_pca_comps]  # (k, 45)
+        if config.project_input_to_pca:
+            relative = pose0 - layer.model_hands_mean
+            pose0 = layer.model_hands_mean + (relative @ components.T) @ components
+
+        generator = torch.Generator().manual_seed(config.seed)
+        n = batch * restarts
+        rep = lambda x: x.repeat_interleave(restarts, dim=0)  # noqa: E731 - (B, ...) -> (B·R, ...)
+        start_vars = torch.zeros(n, layout.width, dtype=dtype, device=device)
+        if config.noise_profile is not None:
+            # restarts start from a draw of the prior (in variable units), restart 0 at the input unless told otherwise
+            draw = torch.randn(batch, restarts, layout.width, generator=generator, dtype=torch.float64)
+            if not config.perturb_first_restart:
+                draw[:, 0] = 0.0
+            start_vars = draw.reshape(n, layout.width).to(device, dtype) * layout.jitter
+            go_start, transl_start = rep(go0), rep(transl0)
+        else:
+            rot_noise = torch.randn(batch, restarts, 3, generator=generator, dtype=torch.float64)
+            trans_noise = torch.randn(batch, restarts, 3, generator=generator, dtype=torch.float64)
+            rot_noise = (rot_noise * math.radians(config.restart_rot_sigma_deg)).to(device, dtype)
+            trans_noise = (trans_noise * config.restart_trans_sigma).to(device, dtype)
+            if not config.perturb_first_restart:
+                rot_noise[:, 0] = 0.0
+                trans_noise[:, 0] = 0.0
+            go_start = matrix_to_axis_angle(
+                euler_zyx_to_matrix(rot_noise.reshape(n, 3)) @ axis_angle_to_matrix(rep(go0))
+            )  # jitter composed with the input rotation (about the wrist joint)
+            transl_start = rep(transl0) + trans_noise.reshape(n, 3)
+        scene = Scene(
+            points=rep(objects.points),
+            normals=rep(objects.normals),
+            allowance=rep(objects.allowance)[:, None],
+            sdf=objects.grids.select(rep(objects.grid_index), dtype) if objects.grids is not None else None,
+            hand_target=rep(targets.hand) if targets.hand is not None else None,
+            obj_target=rep(targets.obj) if targets.obj is not None else None,
+            prior_weight=layout.prior_weight,
+        )
+        return cls(
+            config=config,
+            layer=layer,
+            batch=batch,
+            scene=scene,
+            start_vars=start_vars,
+            full_start=torch.cat([go_start, rep(pose0)], dim=1),
+            betas=rep(betas),
+            transl_start=transl_start,
+            obj_rotation=rep(objects.rotation),
+            obj_translation=rep(objects.translation),
+            centroid=rep(objects.centroid),
+            decoders=layout.decoders(components),
+        )
+
+    def decode(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
+        """Parameters from variables: full pose (N, 48), betas (N, S), translation (N, 3), and the object's
+        rotation (N, 3) and translation (N, 3) offsets (None when the object is fixed)."""
+        pose_decoder, betas_decoder, transl_decoder, obj_decoder = self.decoders
+        full_pose = self.full_start + z @ pose_decoder
+        shape = self.betas + z @ betas_decoder if betas_decoder is not None else self.betas
+        transl = self.transl_start + z @ transl_decoder
+        if obj_decoder is None:
+            return full_pose, shape, transl, None, None
+        obj_axis_angle, obj_delta_t = (z @ obj_decoder).split([3, 3], dim=1)  # (N, 3) each
+        return full_pose, shape, transl, obj_axis_angle, obj_delta_t
+
+    def forward(self, z: Tensor, neighbours: Neighbours | None) -> tuple[dict[str, Tensor], Tensor, Tensor, Neighbours]:
+        """One iteration's computation: the loss terms (N,), the hand's vertices and joints (world frame), and the
+        nearest neighbours used (computed here when ``neighbours`` is None)."""
+        full_pose, shape, transl, obj_axis_angle, obj_delta_t = self.decode(z)
+        # every rotation of the step in one call: 16 joints (+ the object's offset)
+        axis_angles = full_pose.view(full_pose.shape[0], 16, 3)
+        if obj_axis_angle is not None:
+            axis_angles = torch.cat([axis_angles, obj_axis_angle[:, None]], dim=1)  # (N, 17, 3)
+        rotations = axis_angle_to_matrix(axis_angles)
+        hand_rotations, obj_delta_rot = rotations.split([16, rotations.shape[1] - 16], dim=1)
+        out = self.layer.skin(hand_rotations, shape, transl)
+        rel = out.verts  # (N, V, 3) world
+        if obj_axis_angle is not None:
+            # world -> the frame of the moved object: undo x' = (x - c) @ dR.T + c + dt
+            centroid = self.centroid[:, None]
+            rel = (rel - centroid - obj_delta_t[:, None]) @ obj_delta_rot[:, 0] + centroid
+        canonical = (rel - self.obj_translation[:, None]) @ self.obj_rotation  # (N, V, 3) object-canonical frame
+        if neighbours is None:
+            neighbours = nearest_neighbours(canonical, self.scene, self.config)
+        return objective_terms(canonical, z, self.scene, neighbours, self.config), out.verts, out.joints, neighbours
+
+
+def _descend(problem: _Problem, progress: bool) -> tuple[Tensor, dict[str, list[Tensor]], int]:
+    """Adam on the variables: returns them, the per-iteration loss terms (N,) and the iterations run.
+
+    Early stopping (``config.early_stop_patience``) is per sample, so a sample's result never depends on the rest of
+    the batch; the device's "any sample still improving?" flag is read every :data:`SYNC_EVERY` iterations.
+    """
+    config = problem.config
+    device, dtype = problem.start_vars.device, problem.start_vars.dtype
+    n = problem.start_vars.shape[0]
+    variables = problem.start_vars.clone().requires_grad_(True)
     # fused (CPU and CUDA): one kernel per step instead of ~40 dispatched operations, the same update up to rounding
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.Adam([variables], lr=config.lr, amsgrad=config.amsgrad, fused=fused)
@@ -382,39 +493,6 @@ def optimize_grasp(
         if config.lr_schedule == "cosine"
         else None
     )
-
-    pose_decoder, betas_decoder, transl_decoder, obj_decoder = layout.decoders(components)
-    full_start = torch.cat([go_start, pose_start], dim=1)  # (N, 48): global rotation + finger pose
-
-    def decode(z: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
-        """Parameters from variables: full pose (N, 48), betas (N, S), translation (N, 3), and the object's
-        rotation (N, 3) and translation (N, 3) offsets (None when the object is fixed)."""
-        full_pose = full_start + z @ pose_decoder
-        shape = betas_n + z @ betas_decoder if betas_decoder is not None else betas_n
-        transl = transl_start + z @ transl_decoder
-        if obj_decoder is None:
-            return full_pose, shape, transl, None, None
-        obj_axis_angle, obj_delta_t = (z @ obj_decoder).split([3, 3], dim=1)  # (N, 3) each
-        return full_pose, shape, transl, obj_axis_angle, obj_delta_t
-
-    def forward(z: Tensor, neighbours: Neighbours | None) -> tuple[dict[str, Tensor], Tensor, Tensor, Neighbours]:
-        full_pose, shape, transl, obj_axis_angle, obj_delta_t = decode(z)
-        # every rotation of the step in one call: 16 joints (+ the object's offset)
-        axis_angles = full_pose.view(n, 16, 3)
-        if obj_axis_angle is not None:
-            axis_angles = torch.cat([axis_angles, obj_axis_angle[:, None]], dim=1)  # (N, 17, 3)
-        rotations = axis_angle_to_matrix(axis_angles)
-        hand_rotations, obj_delta_rot = rotations.split([16, rotations.shape[1] - 16], dim=1)
-        out = layer.skin(hand_rotations, shape, transl)
-        rel = out.verts  # (N, V, 3) world
-        if obj_axis_angle is not None:
-            # world -> the frame of the moved object: undo x' = (x - c) @ dR.T + c + dt
-            rel = (rel - centroid[:, None] - obj_delta_t[:, None]) @ obj_delta_rot[:, 0] + centroid[:, None]
-        canonical = (rel - obj_trans[:, None]) @ obj_rot  # (N, V, 3) object-canonical frame
-        if neighbours is None:
-            neighbours = nearest_neighbours(canonical, scene, config)
-        return objective_terms(canonical, z, scene, neighbours, config), out.verts, out.joints, neighbours
-
     history: dict[str, list[Tensor]] = {term: [] for term in LOSS_TERMS}
     early_stop = config.early_stop_patience is not None
     best = torch.full((n,), float("inf"), dtype=dtype, device=device)
@@ -427,7 +505,7 @@ def optimize_grasp(
         if iteration % config.nn_refresh_every == 0:
             neighbours = None  # recomputed inside forward
         optimizer.zero_grad(set_to_none=True)
-        terms, _, _, neighbours = forward(variables, neighbours)
+        terms, _, _, neighbours = problem.forward(variables, neighbours)
         total = terms["total"]
         total.sum().backward()  # samples are independent: the sum keeps each sample's gradient unscaled
         with torch.no_grad():
@@ -445,7 +523,6 @@ def optimize_grasp(
         iterations = iteration + 1
         bar.update(1)
         if early_stop:
-            # per-sample early stopping keeps every sample's result independent of the rest of the batch
             current = total.detach()
             improved = current < best * (1.0 - config.early_stop_tol) - 1e-9
             best = torch.minimum(best, current)
@@ -454,21 +531,28 @@ def optimize_grasp(
             if iterations % SYNC_EVERY == 0 and not bool(active.any()):  # the only host synchronisation
                 break
     bar.close()
+    return variables, history, iterations
 
+
+def _best_restarts(problem: _Problem, objects: _Objects, variables: Tensor, history: dict[str, list[Tensor]],
+                   iterations: int, started: float) -> OptimizeResult:  # fmt: skip
+    """The restart with the lowest final loss of each grasp (fresh nearest neighbours), as an OptimizeResult."""
+    batch, restarts = problem.batch, problem.config.n_restarts
+    device, dtype = variables.device, variables.dtype
     with torch.no_grad():
-        terms, verts, joints, _ = forward(variables, None)  # fresh nearest neighbours for the final evaluation
+        terms, verts, joints, _ = problem.forward(variables, None)
         final = terms["total"].reshape(batch, restarts)
         final = torch.where(torch.isfinite(final), final, torch.full_like(final, float("inf")))
         chosen = final.argmin(dim=1)  # (B,)
         pick = torch.arange(batch, device=device) * restarts + chosen  # (B,)
         full_pose, shape, transl, delta_axis_angle, delta_t = (
-            None if x is None else x[pick] for x in decode(variables)
+            None if x is None else x[pick] for x in problem.decode(variables)
         )
         go, hand_pose = full_pose[:, :3], full_pose[:, 3:]  # flat-hand-mean axis-angle, as the grasps hold it
-        delta_rot = axis_angle_to_matrix(delta_axis_angle) if delta_axis_angle is not None else None
         obj_rotation, obj_translation = objects.rotation, objects.translation
-        if delta_rot is not None:
+        if delta_axis_angle is not None:
             # x' = (x - c) @ dR.T + c + dt with x = canonical @ R.T + t
+            delta_rot = axis_angle_to_matrix(delta_axis_angle)
             obj_rotation = delta_rot @ objects.rotation
             obj_translation = (
                 (objects.translation - objects.centroid)[:, None].matmul(delta_rot.transpose(1, 2))[:, 0]
@@ -478,7 +562,7 @@ def optimize_grasp(
         loss_history = {term: torch.stack(values)[:, pick] for term, values in history.items()} if iterations else {
             term: torch.zeros(0, batch, dtype=dtype, device=device) for term in LOSS_TERMS
         }  # fmt: skip
-        result = OptimizeResult(
+        return OptimizeResult(
             global_orient=go,
             hand_pose=hand_pose,
             betas=shape,
@@ -492,11 +576,8 @@ def optimize_grasp(
             chosen_restart=chosen,
             iterations=iterations,
             seconds=time.perf_counter() - started,
-            config=config,
+            config=problem.config,
         )
-    logger.debug("optimize_grasp: %d grasps x %d restarts, %d iterations, %.2f s", batch, restarts, iterations,
-                 result.seconds)  # fmt: skip
-    return result
 
 
 class _NoBar:

@@ -34,14 +34,20 @@ def _mujoco_model(
     friction = [protocol.friction, 0.005, 0.0001]
     condim = 3 if protocol.friction > 0 else 1  # MuJoCo clamps a zero friction to 1e-5, which stiffens the cone
     solref = [protocol.contact_timeconst or 2.0 * protocol.timestep, 1.0]  # critically damped: no bounce
+
+    def add_hulls(body, name: str, pieces: Sequence[np.ndarray]) -> list:
+        """One convex mesh geom per piece (MuJoCo takes the hull of its points), with the scene's contact settings."""
+        geoms = []
+        for index, points in enumerate(pieces):
+            mesh = spec.add_mesh(name=f"{name}{index}")
+            mesh.uservert = np.asarray(points, dtype=np.float64).ravel().tolist()
+            geom = body.add_geom(name=f"{name}{index}", type=mujoco.mjtGeom.mjGEOM_MESH, meshname=f"{name}{index}")
+            geom.friction, geom.condim, geom.solref = friction, condim, solref
+            geoms.append(geom)
+        return geoms
+
     hand = spec.worldbody.add_body(name="hand")  # no joint: welded to the world, static
-    for index, points in enumerate(hand_pieces):
-        mesh = spec.add_mesh(name=f"hand{index}")
-        mesh.uservert = np.asarray(points, dtype=np.float64).ravel().tolist()
-        geom = hand.add_geom(name=f"hand{index}", type=mujoco.mjtGeom.mjGEOM_MESH, meshname=f"hand{index}")
-        geom.friction = friction
-        geom.condim = condim
-        geom.solref = solref
+    for geom in add_hulls(hand, "hand", hand_pieces):
         geom.margin = protocol.hand_margin
     if protocol.grip > 0 and hand_pieces:
         actuator = spec.add_actuator(name="grip", target="hand", trntype=mujoco.mjtTrn.mjTRN_BODY)
@@ -54,14 +60,8 @@ def _mujoco_model(
     body.ipos = np.asarray(com, dtype=np.float64).tolist()
     i = np.asarray(inertia, dtype=np.float64)
     body.fullinertia = [i[0, 0], i[1, 1], i[2, 2], i[0, 1], i[0, 2], i[1, 2]]
-    for index, points in enumerate(object_pieces):
-        mesh = spec.add_mesh(name=f"object{index}")
-        mesh.uservert = np.asarray(points, dtype=np.float64).ravel().tolist()
-        geom = body.add_geom(name=f"object{index}", type=mujoco.mjtGeom.mjGEOM_MESH, meshname=f"object{index}")
-        geom.friction = friction
-        geom.condim = condim
-        geom.solref = solref
-        geom.mass = 0.0
+    for geom in add_hulls(body, "object", object_pieces):
+        geom.mass = 0.0  # the body's mass and inertia are given explicitly
     return spec.compile()
 
 

@@ -262,7 +262,9 @@ class PointConv(nn.Module):
         rel = knn_gather(points, idx) - centres[:, :, None, :]  # (B, M, K, 3)
         message = rel if features is None else torch.cat([knn_gather(features, idx), rel], dim=-1)
         batch, num, k, channels = message.shape
-        out = self.local_nn(message.reshape(batch * num * k, channels)).reshape(batch, num, k, -1).amax(dim=2)
+        # max with indices, not amax: its backward scatters each gradient to one slot instead of building a
+        # (B, M, K, C) tie mask (ties are duplicates of one message, so the parameter gradients are the same)
+        out = self.local_nn(message.reshape(batch * num * k, channels)).reshape(batch, num, k, -1).max(dim=2).values
         return out * has_any.to(out.dtype)  # a centre without neighbours gives 0 (PyG's empty max)
 
 

@@ -161,6 +161,37 @@ def test_point_conv_matches_naive_max_in_eval_mode():
             torch.testing.assert_close(out[b, m], expected)
 
 
+def test_point_conv_training_gradients_equal_the_amax_reference():
+    """The max over neighbours keeps one slot's gradient (``max``), where ``amax`` splits it among ties; padded slots
+    repeat a message and ReLU zeros tie too, yet the parameter gradients must be those of the amax formulation."""
+    rng = np.random.default_rng(3)
+    pts = torch.tensor(rng.uniform(-0.1, 0.1, size=(2, 40, 3)))
+    feats = torch.tensor(rng.normal(size=(2, 40, 4)))
+    centres = pts[:, :8]
+    nbrs = radius_neighbors(pts, centres, 0.05, 12)  # small radius: many padded (repeated) slots
+    assert not bool(nbrs.mask.all())
+    torch.manual_seed(0)
+    conv = PointConv(mlp([7, 16, 6])).double().train()
+
+    def reference(features, points, centres, neighbors):  # the same messages, reduced with amax
+        idx, mask = neighbors
+        idx = torch.where(mask, idx, idx[..., :1].clamp_min(0))
+        rel = pn.knn_gather(points, idx) - centres[:, :, None, :]
+        message = torch.cat([pn.knn_gather(features, idx), rel], dim=-1)
+        b, m, k, c = message.shape
+        out = conv.local_nn(message.reshape(b * m * k, c)).reshape(b, m, k, -1).amax(dim=2)
+        return out * mask[..., :1].to(out.dtype)
+
+    weights = torch.tensor(rng.normal(size=(2, 8, 6)))
+    grads = []
+    for forward in (conv, reference):
+        conv.zero_grad()
+        (forward(feats, pts, centres, nbrs) * weights).sum().backward()
+        grads.append([p.grad.clone() for p in conv.parameters()])
+    for ours, expected in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, expected, rtol=1e-9, atol=1e-12)
+
+
 def test_set_abstraction_shapes_and_gradients():
     torch.manual_seed(0)
     pts = torch.rand(2, 50, 3) * 0.2

@@ -206,20 +206,21 @@ def shard_training_data(root: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-def batch_of(source: Any, index: torch.Tensor) -> dict[str, torch.Tensor]:
+def batch_of(source: Any, index: torch.Tensor, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Samples ``index`` of a training source: a dict of tensors (``prepare_samples``) or a sharded dataset.
 
     Args:
         source: dict of (S, ...) tensors, or a :class:`ShardedDeepContactDataset`.
         index: (B,) long sample numbers.
+        device: where the batch goes; a sharded dataset's features are computed there.
 
     Returns:
-        dict with hand_verts, hand_feats, obj_points, obj_feats, hand_target, obj_target, each (B, ...).
+        dict with hand_verts, hand_feats, obj_points, obj_feats, hand_target, obj_target, each (B, ...) on device.
     """
     if isinstance(source, ShardedDeepContactDataset):
-        return collate_features([source[int(i)] for i in index.tolist()])
+        return collate_features([source[int(i)] for i in index.tolist()], device=device)
     keys = ("hand_verts", "hand_feats", "obj_points", "obj_feats", "hand_target", "obj_target")
-    return {key: source[key][index] for key in keys}
+    return {key: source[key][index].to(device) for key in keys}
 
 
 def num_samples(source: Any) -> int:

@@ -432,16 +432,12 @@ def run_training(config: TrainConfig, grasps: Sequence[Grasp] | None = None) -> 
             index = order[begin : begin + config.batch_size]
             if index.numel() < 2:  # BatchNorm needs two samples
                 continue
-            batch = batch_of(train, index)
+            batch = batch_of(train, index, device)  # a sharded source computes its features on the device
             obj_points = batch["obj_points"]
-            obj_points = obj_points + torch.randn(obj_points.shape, generator=generator) * config.jitter_std
-            out = model(
-                batch["hand_verts"].to(device),
-                batch["hand_feats"].to(device),
-                obj_points.to(device),
-                batch["obj_feats"].to(device),
-            )
-            losses = deepcontact_loss(out, batch["hand_target"].to(device), batch["obj_target"].to(device))
+            jitter = torch.randn(obj_points.shape, generator=generator)  # the CPU stream, whatever the device
+            obj_points = obj_points + jitter.to(device) * config.jitter_std
+            out = model(batch["hand_verts"], batch["hand_feats"], obj_points, batch["obj_feats"])
+            losses = deepcontact_loss(out, batch["hand_target"], batch["obj_target"])
             optimizer.zero_grad()
             losses["total"].backward()
             optimizer.step()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install haco_grasp and its dependencies into the current Python environment.
 #   bash install.sh          runtime dependencies
-#   bash install.sh --dev    plus the test tools (pytest, manifold3d, embreex, ruff)
+#   bash install.sh --dev    plus the test tools (pytest, manifold3d, embreex, ruff; Debian's chromium as root)
 # torch stays pinned to the CPU build 2.13.0 through every step (an unpinned resolution pulls a 6.7 GB CUDA stack).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,6 +15,13 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
   else
     echo "install.sh: please install libusb-1.0-0 (e.g. sudo apt-get install libusb-1.0-0); open3d needs it" >&2
   fi
+fi
+
+# --dev: Debian's chromium lets tests/test_refine_generic.py screenshot the HTML report headless (the test skips
+# without it; a failed install only warns).
+if [ -n "$extra" ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
+    || echo "install.sh: chromium not installed; the headless report screenshot test will skip" >&2
 fi
 
 export PIP_CONSTRAINT="$here/constraints.txt"

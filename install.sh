@@ -20,7 +20,7 @@ fi
 # --dev: Debian's chromium lets tests/test_refine_generic.py screenshot the HTML report headless (the test skips
 # without it; a failed install only warns).
 if [ -n "$extra" ] && ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } \
+  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq chromium >/dev/null 2>&1 || { timeout 300 apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq chromium >/dev/null 2>&1; } \
     || echo "install.sh: chromium not installed; the headless report screenshot test will skip" >&2
 fi
 

@@ -16,7 +16,8 @@ what it finished:
 1. the environment: date, commit, torch, the device's name and memory, which optional packages import;
 2. DeepContact (``contactopt_bridge.train.run_training``, the reference recipe: 100 epochs, milestone 10, batch 32,
    stopped after ``--deepcontact-minutes``): held-out hand / object F1 at value >= 0.1, the constant predictor's,
-   per-bin accuracy; ``OUT/deepcontact/deepcontact.pt`` + ``.json`` (provenance) and ``last.pt`` (to resume);
+   per-bin accuracy, the calibrated decode and the margin over the better of "all contact" and the mean map;
+   ``OUT/deepcontact/deepcontact.pt`` + ``.json`` (provenance) and ``last.pt`` (to resume);
 3. HACO, only with ``--haco-data ROOT`` (a root with crops): ``haco_grasp.contact.train.train`` with the
    ``synthetic-small`` preset (``--haco-config`` JSON over it), stopped after ``--haco-minutes``; ``OUT/haco/``.
    Crops take about 0.2 MB each, so only a few hundred travel: HACO at scale needs crops made on the device.
@@ -94,6 +95,7 @@ def _deepcontact(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
         row[f"{side}_f1"] = metrics[side]["value>=0.1 (~1cm)"]["f1"]
         row[f"{side}_per_bin_accuracy"] = metrics[side]["per_bin_accuracy"]
         row[f"constant_{side}_f1"] = metrics[f"constant_{side}"]["value>=0.1 (~1cm)"]["f1"]
+        row[f"{side}_summary"] = metrics["summary"][side]  # calibrated decode, the better reference, the margins
     return row
 
 

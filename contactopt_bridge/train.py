@@ -16,16 +16,16 @@ Outputs in ``out_dir``: ``last.pt`` (resumable training state: model, optimizer,
 with ``weights_only=True``), ``deepcontact.pt`` (flat state_dict, the official layout) and ``deepcontact.json``
 (config, per-epoch losses, held-out metrics, command, date, data description); ``export`` copies both elsewhere.
 
-Metrics (held-out objects): per-bin recall (accuracy of the points whose target is in that bin), overall and
-balanced accuracy, mean absolute error of decoded values, and contact precision / recall / F1 of hand vertices
-and object points at two rules: value >= 0.4 (bin >= 4, within about 2.5 mm of a capsule axis) and value >= 0.1
-(bin >= 1, within about 1 cm). A constant predictor (the most frequent target bin of the held-out data) is
-reported alongside.
+Metrics (held-out objects, :mod:`contactopt_bridge.evaluation`): per-bin recall, overall and balanced accuracy,
+decoded MAE, and contact P/R/F1 of hand vertices and object points at value >= 0.4 (bin >= 4, about 2.5 mm) and
+value >= 0.1 (bin >= 1, about 1 cm), for the argmax decode and for a calibrated decode (P(bin >= 1) above a
+threshold chosen on ``calibration_samples`` training samples), beside the reference predictors "all contact" and
+the training mean hand map.
 
 The grasp cache file and the samples (inputs and targets) are built by :mod:`contactopt_bridge.train_data`; this
-module holds the configuration, the loss and metrics, the training loop and the command line (just past 600 lines:
-those four parts of one recipe share :class:`TrainConfig`). ``--shards ROOT`` trains on data prepared once by
-``haco-grasp prepare-data`` instead (:mod:`contactopt_bridge.shards`: streamed, features computed per batch).
+module holds the configuration, the loss, the training loop and the command line. ``--shards ROOT`` trains on data
+prepared once by ``haco-grasp prepare-data`` instead (:mod:`contactopt_bridge.shards`: streamed, features computed
+per batch).
 """
 
 from __future__ import annotations
@@ -43,20 +43,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from contactopt_bridge.deepcontact import CLASS_BIN_WEIGHTS, NUM_BINS, DeepContactNet, contact_to_bin
+from contactopt_bridge.evaluation import CONTACT_RULES, MAIN_RULE, bin_metrics, calibrate, evaluate
 from contactopt_bridge.shards import batch_of, num_samples, shard_training_data
 from contactopt_bridge.train_data import load_grasps, prepare_samples, save_grasps
 from haco_grasp.data.grasp import Grasp
 from haco_grasp.errors import InputError
 
 __all__ = [
+    "CONTACT_RULES",
     "TrainConfig",
     "TrainResult",
     "add_arguments",
+    "bin_metrics",
     "config_from_args",
     "evaluate",
     "load_grasps",
@@ -69,8 +71,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _FORMAT = "contactopt_bridge.deepcontact.train/1"
-#: Contact rules of the reported P/R/F1: name -> smallest contact value (bin lower edge) counted as contact.
-CONTACT_RULES: dict[str, float] = {"value>=0.4 (~2.5mm)": 0.4, "value>=0.1 (~1cm)": 0.1}
 
 
 @dataclass
@@ -101,6 +101,8 @@ class TrainConfig:
             no limit.
         resume: continue from ``out_dir/last.pt`` when it exists.
         eval_batch_size: samples per evaluation forward pass.
+        calibration_samples: training samples on which the calibrated decode's thresholds are chosen after training
+            (:func:`contactopt_bridge.evaluation.calibrate`; the mean-map reference uses every training sample).
         export: optional path of a copy of the final flat state_dict (a ``.json`` is written beside it).
         progress: show progress bars.
         shards: a root prepared by ``haco-grasp prepare-data`` with DeepContact samples: train streams its train
@@ -130,6 +132,7 @@ class TrainConfig:
     max_minutes: float | None = None
     resume: bool = True
     eval_batch_size: int = 8
+    calibration_samples: int = 256
     export: str | None = None
     progress: bool = True
     shards: str | None = None
@@ -227,88 +230,6 @@ def deepcontact_loss(output: Any, hand_target: torch.Tensor, obj_target: torch.T
     return {"total": obj + hand, "obj": obj, "hand": hand}
 
 
-def _prf(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    tp = float(np.sum(pred & true))
-    fp = float(np.sum(pred & ~true))
-    fn = float(np.sum(~pred & true))
-    precision = tp / (tp + fp) if tp + fp > 0 else 0.0
-    recall = tp / (tp + fn) if tp + fn > 0 else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "positives": int(tp + fn)}
-
-
-def bin_metrics(pred_bins: np.ndarray, true_bins: np.ndarray) -> dict[str, Any]:
-    """Per-bin recall, accuracies, decoded MAE and contact P/R/F1 (:data:`CONTACT_RULES`) of predicted bins.
-
-    Args:
-        pred_bins: (N,) int predicted bins. true_bins: (N,) int target bins.
-
-    Returns:
-        JSON-ready dict.
-    """
-    pred_bins = np.asarray(pred_bins).ravel()
-    true_bins = np.asarray(true_bins).ravel()
-    per_bin: dict[str, float | None] = {}
-    recalls = []
-    for k in range(NUM_BINS):
-        sel = true_bins == k
-        value = float(np.mean(pred_bins[sel] == k)) if sel.any() else None
-        per_bin[str(k)] = value
-        if value is not None:
-            recalls.append(value)
-    out: dict[str, Any] = {
-        "n_points": int(true_bins.size),
-        "target_bin_counts": [int(np.sum(true_bins == k)) for k in range(NUM_BINS)],
-        "per_bin_accuracy": per_bin,
-        "accuracy": float(np.mean(pred_bins == true_bins)),
-        "balanced_accuracy": float(np.mean(recalls)),
-        "mae_decoded": float(np.mean(np.abs(pred_bins - true_bins)) / NUM_BINS),
-    }
-    for name, threshold in CONTACT_RULES.items():
-        lowest = int(round(threshold * NUM_BINS))
-        out[name] = _prf(pred_bins >= lowest, true_bins >= lowest)
-    return out
-
-
-@torch.no_grad()
-def evaluate(
-    model: DeepContactNet, data: dict[str, torch.Tensor], batch_size: int = 8, device: str | torch.device = "cpu"
-) -> dict[str, Any]:
-    """Evaluate a model (eval mode, no roll) on prepared samples; also reports the constant predictors.
-
-    Args:
-        model: the network.
-        data: output of :func:`prepare_samples`.
-        batch_size: samples per forward pass.
-        device: torch device.
-
-    Returns:
-        dict with "hand" and "obj" :func:`bin_metrics`, and "constant_hand" / "constant_obj" for a predictor
-        that always outputs the most frequent target bin of the evaluated data (an upper bound on any constant).
-    """
-    model.eval()
-    hand_pred, obj_pred = [], []
-    total = data["hand_verts"].shape[0]
-    for start in range(0, total, batch_size):
-        part = slice(start, start + batch_size)
-        out = model(
-            data["hand_verts"][part].to(device),
-            data["hand_feats"][part].to(device),
-            data["obj_points"][part].to(device),
-            data["obj_feats"][part].to(device),
-        )
-        hand_pred.append(out.hand.argmax(-1).cpu())
-        obj_pred.append(out.obj.argmax(-1).cpu())
-    results: dict[str, Any] = {}
-    for side, pred in (("hand", torch.cat(hand_pred)), ("obj", torch.cat(obj_pred))):
-        true = contact_to_bin(data[f"{side}_target"]).numpy()
-        results[side] = bin_metrics(pred.numpy(), true)
-        majority = int(np.bincount(true.ravel(), minlength=NUM_BINS).argmax())
-        results[f"constant_{side}"] = bin_metrics(np.full_like(true, majority), true)
-        results[f"constant_{side}"]["bin"] = majority
-    return results
-
-
 # --------------------------------------------------------------------------------------------------------------
 # training
 
@@ -321,7 +242,8 @@ def _config_dict(config: TrainConfig) -> dict[str, Any]:
 def _check_config(config: TrainConfig) -> None:
     if not isinstance(config, TrainConfig):
         raise InputError(f"config must be a TrainConfig, got {type(config).__name__}")
-    for name in ("n_grasps", "perturbations", "test_perturbations", "n_obj_points", "epochs", "batch_size"):
+    positive = ("n_grasps", "perturbations", "test_perturbations", "n_obj_points", "epochs", "batch_size")
+    for name in (*positive, "calibration_samples"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"config.{name} must be a positive int, got {value!r}")
@@ -469,7 +391,8 @@ def run_training(config: TrainConfig, grasps: Sequence[Grasp] | None = None) -> 
         if stopped_early:
             break
 
-    metrics = evaluate(model, test, config.eval_batch_size, device)
+    calibration = calibrate(model, train, config.calibration_samples, config.eval_batch_size, device, config.seed)
+    metrics = evaluate(model, test, config.eval_batch_size, device, calibration)
     epochs_done = history[-1]["epoch"] if history else 0
     report = {
         "model": "DeepContact (ContactOpt architecture, 1,424,138 parameters), official state_dict key names",
@@ -545,6 +468,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from OUT/last.pt when it exists; --no-resume starts afresh "
                         "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="evaluation batch size")
+    parser.add_argument("--calibration-samples", type=int, default=d.calibration_samples,
+                        help="training samples the calibrated decode's thresholds are chosen on")  # fmt: skip
     parser.add_argument("--export", default=d.export, help="also write the final state_dict (and .json) here")
     shards_help = ("train on a root prepared by `haco-grasp prepare-data` (its train split, streamed) and evaluate "
                    "on its held-out test split; the grasp and perturbation options are then unused")  # fmt: skip
@@ -583,6 +508,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_minutes=args.max_minutes,
         resume=args.resume,
         eval_batch_size=args.eval_batch_size,
+        calibration_samples=args.calibration_samples,
         export=args.export,
         shards=args.shards,
         progress=not args.no_progress,
@@ -603,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     result = run_training(config_from_args(args))
-    summary = {side: result.metrics[side]["value>=0.1 (~1cm)"] for side in ("hand", "obj")}
+    summary = {side: result.metrics[side][MAIN_RULE] for side in ("hand", "obj")}
     print(json.dumps({"epochs_done": result.epochs_done, "state_dict": str(result.state_dict_path), **summary}))
     return 0
 

@@ -69,6 +69,8 @@ def test_the_recipe_trains_both_models_without_the_packages_a_gpu_machine_lacks(
     dc = report["deepcontact"]
     assert dc["epochs_done"] == 2 and 0.0 <= dc["hand_f1"] <= 1.0 and 0.0 <= dc["obj_f1"] <= 1.0
     assert len(dc["hand_per_bin_accuracy"]) == 10
+    assert dc["hand_summary"]["best_reference"] in ("all contact", "mean map")
+    assert "calibrated_margin" in dc["obj_summary"]
     provenance = json.loads((out / "deepcontact" / "deepcontact.json").read_text())
     assert [entry["lr"] for entry in provenance["history"]] == pytest.approx([0.01, 0.001])  # milestone 1
     assert provenance["history"][0]["steps"] == 1  # 2 training grasps x 2 perturbations: one batch of 4

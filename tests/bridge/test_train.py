@@ -49,7 +49,8 @@ def test_tiny_run_writes_checkpoint_and_resumes(tmp_path, grasps):
     report = json.loads(first.metrics_path.read_text())
     assert report["config"]["test_objects"] == ["ball"] and report["data"]["test_objects"] == ["ball"]
     assert report["data"]["train_objects"] == ["box"] and "SYNTHETIC" in report["trained_on"]
-    assert set(report["heldout_metrics"]) == {"hand", "obj", "constant_hand", "constant_obj"}
+    assert {"hand", "obj", "constant_hand", "constant_obj", "all_contact_hand", "all_contact_obj", "calibrated",
+            "mean_map_hand", "calibration", "summary"} == set(report["heldout_metrics"])  # fmt: skip
     assert len(report["heldout_metrics"]["obj"]["per_bin_accuracy"]) == 10
     exported = tmp_path / "export" / "dc.pt"
     assert exported.is_file() and exported.with_suffix(".json").is_file()

@@ -240,6 +240,15 @@ def test_train_deepcontact_streams_prepared_shards(prepared, tmp_path):
     assert report["data"]["train_objects"] == ["box", "can"] and report["data"]["test_objects"] == ["ball"]
     assert report["data"]["n_test_samples"] == 1 and "prepared shards" in report["data"]["description"]
     assert len(report["heldout_metrics"]["hand"]["per_bin_accuracy"]) == 10
+    # the mean-map reference reads the training targets per shard; they equal the loader's, sample by sample
+    from contactopt_bridge.evaluation import training_hand_contact
+    from contactopt_bridge.shards import ShardedDeepContactDataset
+
+    train = ShardedDeepContactDataset(root, "train")
+    by_item = np.stack([train[i]["hand_target"].numpy() >= 0.1 for i in range(len(train))])
+    np.testing.assert_array_equal(training_hand_contact(train), by_item)
+    assert report["heldout_metrics"]["calibration"]["n_mean_samples"] == len(train)
+    np.testing.assert_allclose(report["heldout_metrics"]["calibration"]["mean_hand"], by_item.mean(0), atol=5e-5)
     import argparse
 
     parser = argparse.ArgumentParser()

@@ -77,6 +77,12 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "contactopt_bridge.train:add_arguments",
         "contactopt_bridge.train:run_from_args",
     ),
+    "eval-deepcontact": (
+        "evaluate a DeepContact checkpoint on a prepared root's held-out split (argmax and calibrated decodes beside "
+        "'all contact' and the mean map, JSON)",
+        "contactopt_bridge.evaluation:add_arguments",
+        "contactopt_bridge.evaluation:run_from_args",
+    ),
     "prepare-data": (
         "write sharded training data once (HACO crops, DeepContact samples; split by object, resumable)",
         "haco_grasp.prepare_data:add_arguments",

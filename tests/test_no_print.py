@@ -12,6 +12,7 @@ ENTRY_POINTS = {
     ("haco_grasp/contact/train/cli.py", "run_training"),
     ("haco_grasp/contact/train/cli.py", "run_eval"),
     ("contactopt_bridge/train.py", "main"),
+    ("contactopt_bridge/evaluation.py", "run_from_args"),
 }
 
 

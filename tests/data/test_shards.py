@@ -254,3 +254,14 @@ def test_train_deepcontact_streams_prepared_shards(prepared, tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert config_from_args(parser.parse_args(["--shards", str(root)])).shards == str(root)
+    # `haco-grasp eval-deepcontact` on the written state_dict reproduces the training report's held-out metrics
+    from haco_grasp.cli import main
+
+    out = tmp_path / "eval.json"
+    argv = ["eval-deepcontact", "--checkpoint", str(result.state_dict_path), "--shards", str(root), "--json", str(out)]
+    assert main(argv) == 0
+    evaluated = json.loads(out.read_text())
+    assert evaluated["checkpoint"] == str(result.state_dict_path) and evaluated["n_test_samples"] == 1
+    for key in ("hand", "obj", "calibrated", "calibration", "summary"):
+        assert evaluated[key] == report["heldout_metrics"][key], key
+    assert main(["eval-deepcontact", "--checkpoint", str(tmp_path / "missing.pt"), "--shards", str(root)]) == 2

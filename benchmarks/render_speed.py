@@ -1,13 +1,14 @@
-"""Training-image throughput of the two renderers of ``haco_grasp.data.images`` (SYNTHETIC grasps).
+"""Training-image throughput of the three renderers of ``haco_grasp.data.images`` (SYNTHETIC grasps).
 
 Plans ``--grasps`` synthetic grasps (procedural objects, synthetic hand), then times ``render_grasp_image`` over
-them (one image per grasp in turn, seeds 0, 1, ...) with each renderer: ``raycast`` (open3d, the default) and
-``raster`` (the numpy reference). Each renderer first renders one warm-up image (imports, caches). With
-``--workers N`` > 1 the ray-cast images are also timed spread over N processes (one grasp list each), which is how
-a dataset is written. Wall time and CPU time (of the rendering processes, all their threads) are both reported:
-on a shared machine the wall time depends on the other jobs, the CPU time per image much less (2 cores can at
-best make ``2000 / cpu ms per image`` images/s). Prints a table and, with ``--json``, a report with the date,
-command, commit, machine, the load average before and after (read the wall figures with it) and the image config.
+them (one image per grasp in turn, seeds 0, 1, ...) with each renderer: ``raycast`` (open3d, the default),
+``raster`` (the numpy reference) and ``torch`` (the torch ray caster, no open3d; on CUDA when available). Each
+renderer first renders one warm-up image (imports, caches). With ``--workers N`` > 1 the ray-cast images are
+also timed spread over N processes (one grasp list each), which is how a dataset is written. Wall time and CPU
+time (of the rendering processes, all their threads) are both reported: on a shared machine the wall time depends
+on the other jobs, the CPU time per image much less (2 cores can at best make ``2000 / cpu ms per image``
+images/s). Prints a table and, with ``--json``, a report with the date, command, commit, machine, the load average
+before and after (read the wall figures with it) and the image config.
 
     python benchmarks/render_speed.py --images 60 --raster-images 10 --json render_speed.json
 """
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--grasps", type=int, default=6, help="distinct synthetic grasps to render (cycled)")
     parser.add_argument("--images", type=int, default=40, help="images timed with the ray-cast renderer")
     parser.add_argument("--raster-images", type=int, default=8, help="images timed with the rasteriser (0: skip)")
+    parser.add_argument("--torch-images", type=int, default=4, help="images timed with the torch ray caster (0: skip)")
     parser.add_argument("--size", type=int, default=256, help="crop side, pixels")
     parser.add_argument("--supersample", type=int, default=2, help="anti-aliasing samples per pixel and axis")
     parser.add_argument("--workers", type=int, default=1, help="also time ray casting over this many processes")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     load_before = os.getloadavg()
     grasps = generate_grasps(args.grasps, seed=args.seed, progress=False)
     rows = []
-    for renderer, count in (("raycast", args.images), ("raster", args.raster_images)):
+    for renderer, count in (("raycast", args.images), ("raster", args.raster_images), ("torch", args.torch_images)):
         if count <= 0:
             continue
         config = ImageConfig(size=args.size, supersample=args.supersample, renderer=renderer)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from haco_grasp.data.images import RENDERERS
 from haco_grasp.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class PrepareConfig:
         n_obj_points: object surface samples per grasp for DeepContact (ContactOpt: 2048).
         image_size: side of the HACO crops, pixels.
         supersample: anti-aliasing samples per pixel and axis.
-        renderer: "raycast" (open3d, fast) or "raster" (numpy reference).
+        renderer: "raycast" (open3d, fast), "raster" (numpy reference) or "torch" (no open3d; CUDA when available).
         seed: base seed of every shard's seeds (module docstring).
         workers: processes making shards in parallel.
         progress: show a progress bar over shards.
@@ -108,8 +109,8 @@ class PrepareConfig:
             raise InputError(f"test_objects {missing} are not among the objects {list(objects)}")
         if not self.train_objects():
             raise InputError("every object is a test object; leave at least one object for training")
-        if self.renderer not in ("raycast", "raster"):
-            raise InputError(f"renderer must be 'raycast' or 'raster', got {self.renderer!r}")
+        if self.renderer not in RENDERERS:
+            raise InputError(f"renderer must be one of {', '.join(RENDERERS)}, got {self.renderer!r}")
 
     def train_objects(self) -> tuple[str, ...]:
         """Objects of the training split (all objects but the test objects)."""
@@ -331,7 +332,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-obj-points", type=int, default=d.n_obj_points, help="object samples per grasp")
     parser.add_argument("--image-size", type=int, default=d.image_size, help="HACO crop side, pixels")
     parser.add_argument("--supersample", type=int, default=d.supersample, help="anti-aliasing samples per axis")
-    parser.add_argument("--renderer", choices=("raycast", "raster"), default=d.renderer, help="image renderer")
+    parser.add_argument("--renderer", choices=RENDERERS, default=d.renderer, help="image renderer")
     parser.add_argument("--seed", type=int, default=d.seed, help="base seed")
     parser.add_argument("--workers", type=int, default=d.workers, help="processes making shards in parallel")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -154,8 +154,9 @@ _CREASE_ANGLE_RAD = math.radians(30.0)
 _VISIBILITY_TOLERANCE_M = 0.004
 # Light direction used before jitter, camera frame, from the scene towards the light (above-left of the camera).
 _BASE_LIGHT_CAMERA = np.array([-0.3, -0.5, -1.0]) / np.linalg.norm([-0.3, -0.5, -1.0])
-#: Renderers of ``ImageConfig.renderer``: open3d ray casting (fast, default) and the numpy rasteriser (reference).
-RENDERERS: tuple[str, ...] = ("raycast", "raster")
+#: Renderers of ``ImageConfig.renderer``: open3d ray casting (fast, default), the numpy rasteriser (reference) and
+#: the torch ray caster (no open3d; on CUDA when available).
+RENDERERS: tuple[str, ...] = ("raycast", "raster", "torch")
 # Crease-split object meshes by canonical mesh (see _crease_split); a few objects are reused across many grasps.
 _SPLIT_CACHE: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 _SPLIT_CACHE_SIZE = 64
@@ -192,7 +193,10 @@ class ImageConfig:
     supersample: samples per pixel along each axis for anti-aliasing (1 to 8).
     renderer: "raycast" (open3d ray casting, :mod:`haco_grasp.viz.raycast`; anti-aliases edge pixels only) or
         "raster" (the numpy rasteriser :mod:`haco_grasp.viz.render`, the reference; 5-10x slower). Both give the
-        same views, masks and depth (tests/viz/test_raycast.py compares them).
+        same views, masks and depth (tests/viz/test_raycast.py compares them). "torch" is the ray caster with
+        :func:`haco_grasp.viz.raycast.cast_camera_rays` instead of open3d (on CUDA when available): brute force over
+        every triangle, for a GPU machine without open3d; on the CPU it is far slower (about 8 s per 256-px crop
+        on the 2-core machine, ``benchmarks/render_speed.py``).
     """
 
     size: int = 256
@@ -575,22 +579,24 @@ class _SceneRenderer:
     """Renders one grasp's hand and object with the configured renderer (``ImageConfig.renderer``).
 
     ``"raycast"`` builds one open3d ray-casting structure for the grasp and reuses it for every candidate view and
-    the final image; ``"raster"`` calls the numpy rasteriser each time (the reference).
+    the final image (``"torch"``: the same with the torch ray caster); ``"raster"`` calls the numpy rasteriser each
+    time (the reference).
     """
 
     def __init__(self, scene: _Scene, renderer: str) -> None:
         self.scene = scene
         self.renderer = renderer
-        if renderer == "raycast":
-            from haco_grasp.viz.raycast import RaycastRenderer  # lazy: open3d
+        if renderer in ("raycast", "torch"):
+            from haco_grasp.viz.raycast import RaycastRenderer  # lazy: open3d for "raycast"
 
-            self._raycaster = RaycastRenderer(_layers(scene, smooth_object=True))
+            backend = "open3d" if renderer == "raycast" else "torch"
+            self._raycaster = RaycastRenderer(_layers(scene, smooth_object=True), backend=backend)
         else:
             self._candidate_layers = _layers(scene)
 
     def depth_and_mask(self, camera: Camera) -> RenderResult:
         """Unshaded render at the pixel centres (depth, layer mask), for scoring views."""
-        if self.renderer == "raycast":
+        if self.renderer != "raster":
             return self._raycaster.render(camera, supersample=1, shade=False)
         return render(self._candidate_layers, camera, supersample=1)
 
@@ -599,7 +605,7 @@ class _SceneRenderer:
         ambient: float, supersample: int,
     ) -> RenderResult:  # fmt: skip
         """The shaded, anti-aliased image with its depth and masks."""
-        if self.renderer == "raycast":
+        if self.renderer != "raster":
             return self._raycaster.with_colors([skin, obj_color]).render(
                 camera, background=background, light_dir=light_world, ambient=ambient, supersample=supersample
             )

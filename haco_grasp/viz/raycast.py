@@ -21,7 +21,10 @@ centres at integers, ``depth`` = camera z, metres). Differences, all small and m
 - **Float32** geometry (open3d's ray caster): depth agrees with the float64 rasteriser to about 1e-7 m.
 
 open3d is imported when a renderer is built, never at module import, so code that only reads prepared datasets
-(the GPU training path) does not need it installed.
+(the GPU training path) does not need it installed. ``RaycastRenderer(meshes, backend="torch")`` needs no open3d
+at all: :func:`cast_camera_rays` intersects every ray with every triangle in batched torch (one GEMM per chunk of
+rays), the same depth, masks and faces to float32 precision, made for a GPU (on the 2-core CPU it takes about 8 s
+per 256-px crop, against about 30 ms with open3d).
 
 Speed (256 x 256, 778-vertex hand + 2.9k-face object, ``supersample=2``): see ``benchmarks/render_speed.py``.
 """
@@ -32,6 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from haco_grasp.errors import InputError
 from haco_grasp.viz.render import Camera, MeshLayer, RenderResult, _background_image, _unit
@@ -40,6 +44,8 @@ from haco_grasp.viz.render import Camera, MeshLayer, RenderResult, _background_i
 EDGE_DEPTH_STEP_M = 0.01
 # Default light when ``light_dir`` is None: the rasteriser's headlight, camera frame, scene -> light.
 _HEADLIGHT_CAMERA = np.array([-0.3, -0.5, -1.0]) / np.linalg.norm([-0.3, -0.5, -1.0])
+#: Ray casters of :class:`RaycastRenderer`: open3d's Embree BVH, or :func:`cast_camera_rays` in torch (no open3d).
+RAYCAST_BACKENDS: tuple[str, ...] = ("open3d", "torch")
 # open3d's id of "no hit".
 _INVALID_ID = np.iinfo(np.uint32).max
 
@@ -68,13 +74,20 @@ class RaycastRenderer:
 
     Args:
         meshes: sequence of MeshLayer (world frame, metres); ``mask`` in the results indexes into it.
+        backend: "open3d" (Embree BVH, fast on the CPU) or "torch" (:func:`cast_camera_rays`, brute force over
+            every triangle: for a GPU, or a machine without open3d).
+        device: torch device of the "torch" backend ("auto": CUDA when available).
 
     Raises:
-        InputError: when ``meshes`` is not a sequence of MeshLayer.
+        InputError: when ``meshes`` is not a sequence of MeshLayer, or on an unknown backend.
     """
 
-    def __init__(self, meshes: Sequence[MeshLayer]) -> None:
-        import open3d as o3d  # lazy: heavy, and not needed to read prepared datasets
+    def __init__(self, meshes: Sequence[MeshLayer], backend: str = "open3d", device: Any = "auto") -> None:
+        if backend not in RAYCAST_BACKENDS:
+            raise InputError(f"RaycastRenderer backend must be one of {', '.join(RAYCAST_BACKENDS)}, got {backend!r}")
+        self.backend = backend
+        if backend == "open3d":
+            import open3d as o3d  # lazy: heavy, and not needed to read prepared datasets
 
         if isinstance(meshes, MeshLayer):
             meshes = [meshes]
@@ -83,7 +96,7 @@ class RaycastRenderer:
                 "RaycastRenderer expects a sequence of MeshLayer; wrap arrays as MeshLayer(verts, faces, colours)"
             )
         self.meshes = list(meshes)
-        self._scene = o3d.t.geometry.RaycastingScene()
+        self._scene = o3d.t.geometry.RaycastingScene() if backend == "open3d" else None
         self._layer_of_geometry: dict[int, int] = {}
         self._corners: list[np.ndarray] = []  # per layer (F, 3, 3) float64 world positions
         self._corner_normals: list[np.ndarray] = []  # per layer (F, 3, 3) float64, unnormalised
@@ -98,7 +111,7 @@ class RaycastRenderer:
             self._corners.append(corners)
             self._corner_normals.append(normals)
             self._corner_colors.append(mesh.per_vertex_colors()[mesh.faces])
-            if len(mesh.faces) == 0:
+            if len(mesh.faces) == 0 or self._scene is None:
                 continue
             geometry = self._scene.add_triangles(mesh.verts.astype(np.float32), mesh.faces.astype(np.uint32))
             self._layer_of_geometry[int(geometry)] = layer_index
@@ -119,6 +132,12 @@ class RaycastRenderer:
         for geometry, layer in self._layer_of_geometry.items():
             geometry_to_layer[geometry] = layer
         self._geometry_to_layer = geometry_to_layer
+        if backend == "torch":
+            from haco_grasp.devices import resolve_device
+
+            self._device = resolve_device(device, "RaycastRenderer device")
+            # float64 corners on the device; cast_camera_rays moves them to the camera centre before float32
+            self._triangles = torch.as_tensor(self._all_corners, dtype=torch.float64, device=self._device)
 
     def with_colors(self, colors: Sequence[Any]) -> RaycastRenderer:
         """The same geometry (sharing the ray-casting structure) with new per-layer colours.
@@ -161,6 +180,13 @@ class RaycastRenderer:
         rays[:, 3:] = np.multiply.outer(u.astype(np.float32), to_world[:, 0])
         rays[:, 3:] += np.multiply.outer(v.astype(np.float32), to_world[:, 1])
         rays[:, 3:] += to_world[:, 2]
+        if self._scene is None:  # the torch backend
+            origin = torch.as_tensor(np.asarray(camera.center, dtype=np.float64), device=self._device)
+            directions = torch.from_numpy(rays[:, 3:]).to(self._device)
+            t_hit, face_t, barycentric_t = cast_camera_rays(origin, directions, self._triangles)
+            face = face_t.cpu().numpy()
+            depth = t_hit.cpu().numpy().astype(np.float64)
+            return depth, face, barycentric_t.cpu().numpy(), rays[:, 3:]
         hits = self._scene.cast_rays(rays)
         geometry = hits["geometry_ids"].numpy()
         hit = geometry != _INVALID_ID
@@ -337,6 +363,61 @@ class RaycastRenderer:
         result = image.copy()
         result[pixel] = colors.reshape(len(pixel), len(offset), 3).mean(axis=1)
         return result
+
+
+def cast_camera_rays(
+    origin: torch.Tensor, directions: torch.Tensor, triangles: torch.Tensor, max_elements: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nearest two-sided hit of rays from one point against every triangle, in batched torch (any device).
+
+    All rays leave ``origin`` (a camera centre), so with the corners moved there (``a, b, c``) a ray ``d`` meets a
+    triangle when the triple products ``w = (d.(b x c), d.(c x a), d.(a x b))`` share a sign; they are its
+    unnormalised barycentric coordinates and the hit is at ``t = det(a, b, c) / sum(w)``. One GEMM of the rays with
+    the ``3F`` edge normals per chunk of rays, then a min over triangles: no BVH, no loop over triangles. Adjacent
+    triangles compute their shared edge's normal with the corners swapped, an exact negation, so no ray slips
+    through a shared edge.
+
+    Args:
+        origin: (3,) ray origin, world frame.
+        directions: (R, 3) ray directions (any length; ``t`` is in units of the direction's length).
+        triangles: (F, 3, 3) corners, world frame.
+        max_elements: ray-triangle pairs per chunk (default: 2**22 on the CPU, 2**26 on CUDA).
+
+    Returns:
+        t (R,) float32 (inf on a miss), face (R,) int64 (-1 on a miss), barycentric (R, 3) float32 (zeros on a miss).
+    """
+    rays = directions.shape[0]
+    device = directions.device
+    t_out = torch.full((rays,), torch.inf, dtype=torch.float32, device=device)
+    face_out = torch.full((rays,), -1, dtype=torch.int64, device=device)
+    bary_out = torch.zeros((rays, 3), dtype=torch.float32, device=device)
+    count = triangles.shape[0]
+    if rays == 0 or count == 0:
+        return t_out, face_out, bary_out
+    # Per-triangle terms in float64 (the cross products of nearly parallel corner vectors cancel), rays in float32.
+    corners = triangles.to(device, torch.float64) - origin.to(device, torch.float64)
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]  # (F, 3) each
+    bc = torch.linalg.cross(b, c)
+    edge_normals = torch.cat([bc, torch.linalg.cross(c, a), torch.linalg.cross(a, b)]).to(torch.float32)  # (3F, 3)
+    det = (a * bc).sum(-1).to(torch.float32)  # (F,)
+    budget = max_elements or (2**26 if device.type == "cuda" else 2**22)
+    chunk = max(1, budget // count)
+    dirs = directions.to(torch.float32)
+    arange = torch.arange(count, device=device)
+    for begin in range(0, rays, chunk):
+        w = (dirs[begin : begin + chunk] @ edge_normals.T).view(-1, 3, count)  # (r, 3, F)
+        total = w.sum(1)  # (r, F) = d . triangle normal
+        inside = ((w >= 0).all(1) | (w <= 0).all(1)) & (total != 0)
+        t = det / total  # (r, F)
+        t = torch.where(inside & (t > 0), t, torch.inf)
+        best_t, best_face = t.min(1)  # (r,)
+        hit = torch.isfinite(best_t)
+        picked = w[torch.arange(w.shape[0], device=device), :, best_face]  # (r, 3)
+        denominator = total.gather(1, best_face[:, None])  # (r, 1)
+        t_out[begin : begin + chunk] = best_t
+        face_out[begin : begin + chunk] = torch.where(hit, arange[best_face], -1)
+        bary_out[begin : begin + chunk] = torch.where(hit[:, None], picked / denominator, 0.0)
+    return t_out, face_out, bary_out
 
 
 def _edge_pixels(mask: np.ndarray, depth: np.ndarray, depth_step: float) -> np.ndarray:

@@ -1,8 +1,12 @@
 """Signed distance to closed triangle meshes (negative inside, metres) and cached SDF grids.
 
 Inside tests and signed distances use open3d's ``RaycastingScene`` (CPU, float32, ray-parity sign); the
-differentiable path for torch inputs uses :func:`point_mesh_distance` for the magnitude. :class:`SdfGrid` samples
-the signed distance on a regular grid once per object and answers batched, differentiable trilinear queries.
+differentiable path for torch inputs uses :func:`point_mesh_distance` for the magnitude. Where open3d cannot be
+imported (a GPU machine it cannot travel to), the same functions answer in brute-force torch instead, on CUDA when
+available: the magnitude from :func:`point_mesh_distance`, the sign from the generalised winding number
+(:func:`winding_number`, inside above 1/2); results agree with open3d's to float32 precision away from the surface.
+:class:`SdfGrid` samples the signed distance on a regular grid once per object and answers batched, differentiable
+trilinear queries.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from haco_grasp.geometry.constants import scalar
 
 __all__ = [
     "inside_mesh", "signed_distance", "SdfGrid", "PackedSdfGrids", "SdfLookup", "trilinear_lookup", "sdf_grid",
-    "clear_sdf_grid_cache",
+    "clear_sdf_grid_cache", "winding_number",
 ]
 
 logger = logging.getLogger(__name__)
@@ -37,6 +41,9 @@ logger = logging.getLogger(__name__)
 _OCCUPANCY_RAYS = 3
 _DEFAULT_MAX_CELLS = 16_000_000
 _CACHE_SIZE = 32
+# Grid points tested against a mesh at once by open3d (bounds memory of huge grids).
+_QUERY_BLOCK = 2_000_000
+_OPEN3D: bool | None = None  # whether open3d imports (see _open3d_available)
 _MAX_OBJECT_EXTENT_M = 5.0  # sdf_grid refuses larger meshes: millimetres read as metres
 
 
@@ -64,6 +71,78 @@ def _to_numpy_mesh(verts: np.ndarray | Tensor, faces: np.ndarray | Tensor) -> tu
     if not np.all(np.isfinite(verts)):
         raise InputError("verts must be finite, got NaN or inf; check the mesh or pose that produced them")
     return verts, faces
+
+
+def _open3d_available() -> bool:
+    """Whether open3d imports here (asked once per process; without it the torch fallbacks answer)."""
+    global _OPEN3D
+    if _OPEN3D is None:
+        try:
+            import open3d  # noqa: F401
+        except ImportError:
+            _OPEN3D = False
+            logger.info("open3d is not importable: inside tests and signed distances use the torch fallback")
+        else:
+            _OPEN3D = True
+    return _OPEN3D
+
+
+def winding_number(points: Tensor, verts: Tensor, faces: Tensor, max_pairs: int | None = None) -> Tensor:
+    """Generalised winding number of a triangle mesh at points: 1 inside a closed mesh, 0 outside.
+
+    The sum over triangles of the signed solid angle each subtends at the point (Van Oosterom and Strackee's
+    formula), divided by 4 pi; brute force in blocks of points, on the points' device, float64.
+
+    Args:
+        points: (N, 3) float, metres.
+        verts: (V, 3) float, metres.
+        faces: (F, 3) int, consistently oriented (outward normals give +1 inside).
+        max_pairs: point-triangle pairs per block (default: 2**20 on the CPU, 2**24 on CUDA).
+
+    Returns:
+        (N,) float64.
+    """
+    device = points.device
+    corners = verts.to(device, torch.float64)[faces.to(device).long()]  # (F, 3, 3)
+    pts = points.to(torch.float64)
+    out = torch.zeros(pts.shape[0], dtype=torch.float64, device=device)
+    count = corners.shape[0]
+    if count == 0 or pts.shape[0] == 0:
+        return out
+    block = max(1, (max_pairs or (2**24 if device.type == "cuda" else 2**20)) // count)
+    for begin in range(0, pts.shape[0], block):
+        rel = corners[None] - pts[begin : begin + block, None, None, :]  # (n, F, 3, 3)
+        a, b, c = rel[:, :, 0], rel[:, :, 1], rel[:, :, 2]  # (n, F, 3)
+        la, lb, lc = a.norm(dim=-1), b.norm(dim=-1), c.norm(dim=-1)
+        numerator = (a * torch.linalg.cross(b, c)).sum(-1)
+        denominator = la * lb * lc + (a * b).sum(-1) * lc + (b * c).sum(-1) * la + (c * a).sum(-1) * lb
+        out[begin : begin + block] = torch.atan2(numerator, denominator).sum(-1) / (2.0 * torch.pi)
+    return out
+
+
+def _torch_inside(points: np.ndarray, verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Inside mask of (N, 3) points by the winding number (the fallback without open3d)."""
+    from haco_grasp.devices import resolve_device
+
+    device = resolve_device("auto")
+    number = winding_number(
+        torch.from_numpy(np.asarray(points, dtype=np.float64)).to(device),
+        torch.from_numpy(np.asarray(verts, dtype=np.float64)),
+        torch.from_numpy(np.asarray(faces, dtype=np.int64)),
+    )
+    return np.abs(number.cpu().numpy()) > 0.5  # either orientation of the faces
+
+
+def _inside(verts: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Boolean inside mask of (N, 3) points: open3d's voting rays (in blocks of ``_QUERY_BLOCK`` points, bounding
+    the memory of huge grids), else the winding number."""
+    if points.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    if not _open3d_available():
+        return _torch_inside(points, verts, faces)
+    scene = _scene(verts, faces)
+    blocks = range(0, points.shape[0], _QUERY_BLOCK)
+    return np.concatenate([_occupancy(scene, points[i : i + _QUERY_BLOCK]) for i in blocks])
 
 
 def _scene(verts: np.ndarray, faces: np.ndarray):
@@ -114,7 +193,7 @@ def inside_mesh(
     array = _points_numpy(points)
     verts_np, faces_np = _to_numpy_mesh(verts, faces)
     flat = array.reshape(-1, 3)
-    inside = _occupancy(_scene(verts_np, faces_np), flat).reshape(array.shape[:-1])
+    inside = _inside(verts_np, faces_np, flat).reshape(array.shape[:-1])
     if isinstance(points, Tensor):
         return torch.from_numpy(inside).to(points.device)
     return inside
@@ -124,6 +203,16 @@ def _signed_distance_numpy(points: np.ndarray, verts: np.ndarray, faces: np.ndar
     """Signed distance (float32 precision) of (N, 3) points; negative inside."""
     if points.shape[0] == 0:
         return np.zeros(0, dtype=np.float64)
+    if not _open3d_available():
+        from haco_grasp.devices import resolve_device
+        from haco_grasp.geometry.mesh_distance import point_mesh_distance
+
+        device = resolve_device("auto")
+        query = torch.from_numpy(np.asarray(points, dtype=np.float64)).to(device)
+        mesh = torch.from_numpy(np.asarray(verts, dtype=np.float64)).to(device)
+        sq_dist = point_mesh_distance(query[None], mesh, torch.from_numpy(faces.astype(np.int64)).to(device)).sq_dist
+        distance = sq_dist[0].clamp_min(0.0).sqrt().cpu().numpy()
+        return np.where(_torch_inside(points, verts, faces), -distance, distance)
     scene = _scene(verts, faces)
     distance = scene.compute_distance(_o3d_points(points)).numpy().astype(np.float64)
     inside = _occupancy(scene, points)
@@ -180,7 +269,7 @@ def signed_distance(
     sq_dist = result.sq_dist[0]  # (N,)
     positive = sq_dist > 0
     distance = torch.where(positive, torch.where(positive, sq_dist, torch.ones_like(sq_dist)).sqrt(), sq_dist * 0.0)
-    inside = torch.from_numpy(_occupancy(_scene(verts_np, faces_np), flat.detach().cpu().numpy()))
+    inside = torch.from_numpy(_inside(verts_np, faces_np, flat.detach().cpu().numpy()))
     sign = torch.where(inside.to(points.device), -1.0, 1.0).to(points.dtype)
     return (sign * distance).reshape(points.shape[:-1])
 

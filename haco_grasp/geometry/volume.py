@@ -2,7 +2,8 @@
 
 The object's interior is voxelised on a regular grid aligned to its bounding-box minimum (voxel centres that lie
 inside the closed mesh: a filled interior, not surface voxels); the volume is the number of those centres inside
-the closed (wrist-capped) hand times the voxel volume. Inside tests use open3d ray parity (see ``sdf.py``).
+the closed (wrist-capped) hand times the voxel volume. Inside tests use open3d ray parity, or the winding number
+where open3d is absent (see ``sdf.py``).
 Volumes are returned in cm^3, depths in metres.
 """
 
@@ -14,13 +15,11 @@ from torch import Tensor
 from haco_grasp.arrays import to_numpy
 from haco_grasp.errors import InputError
 from haco_grasp.geometry.mesh import cap_boundary, is_watertight
-from haco_grasp.geometry.sdf import _occupancy, _scene, _signed_distance_numpy, _to_numpy_mesh
+from haco_grasp.geometry.sdf import _inside, _signed_distance_numpy, _to_numpy_mesh
 
 __all__ = ["voxelize_interior", "intersection_volume", "intersection_volume_batch", "penetration_depths"]
 
 _M3_TO_CM3 = 1e6
-# Grid points tested against a mesh at once (bounds memory of huge grids).
-_QUERY_BLOCK = 2_000_000
 
 
 def _check_pitch(pitch: float) -> float:
@@ -44,14 +43,6 @@ def _grid_centres(bbox_min: np.ndarray, pitch: float, first: np.ndarray, last: n
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
-def _inside(scene, points: np.ndarray) -> np.ndarray:
-    if points.shape[0] <= _QUERY_BLOCK:
-        return _occupancy(scene, points)
-    return np.concatenate(
-        [_occupancy(scene, points[i : i + _QUERY_BLOCK]) for i in range(0, len(points), _QUERY_BLOCK)]
-    )
-
-
 def _object_interior(
     obj_verts: np.ndarray,
     obj_faces: np.ndarray,
@@ -69,7 +60,7 @@ def _object_interior(
     centres = _grid_centres(bbox_min, pitch, first, last)
     if centres.shape[0] == 0:
         return centres
-    return centres[_inside(_scene(obj_verts, obj_faces), centres)]
+    return centres[_inside(obj_verts, obj_faces, centres)]
 
 
 def voxelize_interior(verts: np.ndarray | Tensor, faces: np.ndarray | Tensor, pitch: float) -> np.ndarray:
@@ -141,7 +132,7 @@ def intersection_volume(
     centres = _object_interior(obj_np.astype(np.float64), obj_faces_np, pitch, hand_np.min(0), hand_np.max(0))
     if centres.shape[0] == 0:
         return 0.0
-    count = int(_inside(_scene(hand_np, hand_faces_np), centres).sum())
+    count = int(_inside(hand_np, hand_faces_np, centres).sum())
     return count * pitch**3 * _M3_TO_CM3
 
 
@@ -182,7 +173,7 @@ def intersection_volume_batch(
         in_box = np.all((centres >= hand.min(0)) & (centres <= hand.max(0)), axis=1)
         if not in_box.any():
             continue
-        count = int(_inside(_scene(hand, hand_faces_np), centres[in_box]).sum())
+        count = int(_inside(hand, hand_faces_np, centres[in_box]).sum())
         volumes[b] = count * pitch**3 * _M3_TO_CM3
     return volumes
 

@@ -18,9 +18,15 @@ what it finished:
    stopped after ``--deepcontact-minutes``): held-out hand / object F1 at value >= 0.1, the constant predictor's,
    per-bin accuracy, the calibrated decode and the margin over the better of "all contact" and the mean map;
    ``OUT/deepcontact/deepcontact.pt`` + ``.json`` (provenance) and ``last.pt`` (to resume);
-3. HACO, only with ``--haco-data ROOT`` (a root with crops): ``haco_grasp.contact.train.train`` with the
-   ``synthetic-small`` preset (``--haco-config`` JSON over it), stopped after ``--haco-minutes``; ``OUT/haco/``.
-   Crops take about 0.2 MB each, so only a few hundred travel: HACO at scale needs crops made on the device.
+3. with ``--make-crops N``: N training shards (and ``--crop-test-shards`` held-out ones) of HACO crops made on the
+   device by ``haco-grasp prepare-data --renderer torch`` over ``--crop-workers`` processes (default: every CPU),
+   into ``--crops-root`` (outside ``OUT``: crops are too big to come back). Grasp planning and the crops need no
+   open3d there (torch fallbacks, on the GPU; carry the SDF grid cache, ``$HACO_GRASP_CACHE/sdf``, to skip the
+   slowest of them), but grasp planning needs trimesh, manifold3d, smplx and rtree, four small wheels to bring
+   along (2.7 MB; see docs/training-data.md). HACO then trains on them unless ``--haco-data`` is given;
+4. HACO, with ``--haco-data ROOT`` (a root with crops) or the crops of step 3: ``haco_grasp.contact.train.train``
+   with the ``synthetic-small`` preset (``--haco-config`` JSON over it), stopped after ``--haco-minutes``;
+   ``OUT/haco/``. Crops take about 0.2 MB each, so only a few hundred travel: HACO at scale needs step 3.
 
 Features of the DeepContact batches are computed on the training device. Nothing here was run on a GPU yet (none was
 lent to the sessions that wrote it); on the CPU it runs the same way (``--device cpu``), which is how it is tested.
@@ -99,6 +105,34 @@ def _deepcontact(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     return row
 
 
+def _make_crops(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    import os
+
+    from haco_grasp.prepare_data import PrepareConfig, run_prepare
+
+    config = PrepareConfig(
+        out_dir=str(root),
+        train_shards=args.make_crops,
+        test_shards=args.crop_test_shards,
+        grasps_per_shard=args.crop_grasps_per_shard,
+        haco_views=args.crop_views,
+        deepcontact_perturbations=0,
+        image_size=args.crop_size,
+        renderer="torch",
+        workers=args.crop_workers or os.cpu_count() or 1,
+        progress=False,
+    )
+    result = run_prepare(config)
+    crops = sum(result.counts[split]["crops"] for split in ("train", "test"))
+    return {
+        "root": str(root),
+        "seconds": result.seconds,
+        "counts": result.counts,
+        "crops_per_second": crops / max(result.seconds, 1e-9),
+        "workers": config.workers,
+    }
+
+
 def _haco(args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     from haco_grasp.contact.train import PRESETS, TrainConfig, train
 
@@ -129,8 +163,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--deepcontact-minutes", type=float, default=8.0, help="DeepContact wall-clock budget")
     parser.add_argument("--deepcontact-epochs", type=int, default=100, help="DeepContact epochs (reference: 100)")
     parser.add_argument("--deepcontact-milestones", type=int, nargs="+", default=[10], help="lr x0.1 epochs")
+    parser.add_argument("--make-crops", type=int, default=0, help="training shards of crops to make here (0: none)")
+    parser.add_argument("--crop-test-shards", type=int, default=2, help="held-out shards of crops to make")
+    parser.add_argument("--crop-grasps-per-shard", type=int, default=14, help="grasps planned per shard of crops")
+    parser.add_argument("--crop-views", type=int, default=8, help="crops per planned grasp")
+    parser.add_argument("--crop-size", type=int, default=256, help="crop side, pixels")
+    parser.add_argument("--crop-workers", type=int, default=0, help="processes making crops (0: every CPU)")
+    parser.add_argument("--crops-root", default=None, help="where made crops go (default: a temporary folder)")
     parser.add_argument("--haco-data", default=None, help="root with crops: also train HACO (default: skip)")
-    parser.add_argument("--haco-minutes", type=float, default=5.0, help="HACO wall-clock budget")
+    parser.add_argument("--haco-minutes", type=float, default=5.0, help="HACO wall-clock budget (0: no HACO)")
     parser.add_argument("--haco-config", default=None, help="JSON of HACO TrainConfig fields over the preset's")
     args = parser.parse_args(argv)
 
@@ -155,7 +196,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"DeepContact: {dc['epochs_done']} epochs in {dc['seconds']:.0f} s; held-out F1 hand {dc['hand_f1']:.3f} "
         f"object {dc['obj_f1']:.3f} (constant: {dc['constant_hand_f1']:.3f} / {dc['constant_obj_f1']:.3f})"
     )
-    if args.haco_data:
+    if args.make_crops > 0:
+        import tempfile
+
+        crops_root = Path(args.crops_root or Path(tempfile.gettempdir()) / "haco_grasp_device_crops")
+        report["crops"] = _make_crops(args, crops_root)
+        save()
+        made = report["crops"]
+        print(f"crops: {made['counts']} in {made['seconds']:.0f} s ({made['crops_per_second']:.1f} crops/s)")
+        args.haco_data = args.haco_data or str(crops_root)
+    if args.haco_data and args.haco_minutes > 0:
         report["haco"] = _haco(args, out / "haco")
         save()
         print(f"HACO: {report['haco']['epochs_done']} epochs, validation F1 {report['haco']['val_f1']}")

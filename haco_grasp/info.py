@@ -29,9 +29,9 @@ def environment_report() -> dict[str, str]:
     import haco_grasp
 
     def version(name: str) -> str:
-        if importlib.util.find_spec(name) is None:
-            return "not installed"
         try:
+            if importlib.util.find_spec(name) is None:
+                return "not installed"
             module = __import__(name)
             return str(getattr(module, "__version__", "installed"))
         except Exception as exc:  # an optional package that fails to import is reported, not fatal

@@ -20,6 +20,7 @@ from haco_grasp.data.synthetic.rig import _build_rig, _joint_frames, _rest_joint
 from haco_grasp.data.synthetic.simulate import _Simulator
 from haco_grasp.data.synthetic.sites import _score_sites, _Sites
 from haco_grasp.errors import InputError
+from haco_grasp.hand.assets import cache_dir
 from haco_grasp.objects.procedural import OBJECT_NAMES, ObjectMesh, make_object
 
 logger = logging.getLogger(__name__)
@@ -161,7 +162,9 @@ def _generate(
         indices = [i for i, (o, _) in enumerate(requests) if o == obj_index]
         if not indices:
             continue
-        grid = sdf_grid(obj.verts, obj.faces, pitch=config.sdf_pitch, padding=0.03)
+        # on disk beside the optimizer's grids: built once per machine, and a copied cache spares a machine
+        # without open3d the (slow, brute-force) fallback
+        grid = sdf_grid(obj.verts, obj.faces, pitch=config.sdf_pitch, padding=0.03, cache_dir=cache_dir() / "sdf")
         sites = _score_sites(obj, config)
         available = [t for t in GRASP_TYPES if sites.valid[t].any()]
         if not available:

@@ -1,7 +1,12 @@
-"""Shared numeric assertions of the test suite."""
+"""Shared helpers of the test suite: numeric assertions, and Python run where some packages cannot be imported."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,3 +57,50 @@ def assert_close(actual: Any, expected: Any, *, atol: float, rtol: float, msg: s
         f"expected {float(expected_np[worst])!r}, "
         f"abs error {error[worst]:.3g}, rel error {relative:.3g}"
     )
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+_BLOCK_IMPORTS = """
+import importlib.abc, sys
+class _Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+sys.meta_path.insert(0, _Missing())
+"""
+
+
+def run_python_without(
+    blocked: Sequence[str], code: str, timeout: float = 300.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python (cwd and PYTHONPATH: the repository) where importing ``blocked`` fails.
+
+    As on a machine without those packages (the lent GPU machine lacks open3d, ...), except that a blocked
+    package's ``find_spec`` raises ModuleNotFoundError instead of returning None.
+
+    Args:
+        blocked: top-level package names.
+        code: Python source run after the block is installed.
+        timeout: seconds.
+        env: extra environment variables.
+
+    Returns:
+        the CompletedProcess, with text stdout and stderr.
+    """
+    prelude = f"BLOCKED = {sorted(blocked)!r}\n" + _BLOCK_IMPORTS
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        env=environment, check=False,
+    )  # fmt: skip
+
+
+def run_script_without(
+    blocked: Sequence[str], script: str | Path, args: Sequence[str], timeout: float = 600.0,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:  # fmt: skip
+    """:func:`run_python_without` running a script as ``__main__`` with ``args``."""
+    argv = [str(script), *map(str, args)]
+    code = f"import runpy, sys\nsys.argv = {argv!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')\n"
+    return run_python_without(blocked, code, timeout, env)

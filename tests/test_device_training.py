@@ -8,30 +8,16 @@ checkpoints, their provenance and its report.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from haco_grasp.prepare_data import PrepareConfig, run_prepare
+from tests.helpers import REPO, run_script_without
 
-REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "device_training.py"
 MISSING_ON_THE_GPU_MACHINE = ("open3d", "smplx", "trimesh", "manifold3d", "rtree")
-
-_RUN_WITHOUT = """
-import importlib.abc, runpy, sys
-blocked = set(sys.argv[1].split(","))
-class Missing(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in blocked:
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
-sys.meta_path.insert(0, Missing())
-sys.argv = sys.argv[2:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +39,11 @@ def test_the_recipe_trains_both_models_without_the_packages_a_gpu_machine_lacks(
         "depth": 1, "heads": 2, "dim_head": 16, "mlp_dim": 64, "batch_size": 2, "epochs": 1, "workers": 0,
     }))  # fmt: skip
     out = tmp_path / "out"
-    command = [
-        sys.executable, "-c", _RUN_WITHOUT, ",".join(MISSING_ON_THE_GPU_MACHINE),
-        str(REPO / "benchmarks" / "device_training.py"), "--shards", str(root), "--out", str(out), "--device", "cpu",
-        "--deepcontact-epochs", "2", "--deepcontact-milestones", "1", "--haco-data", str(root),
-        "--haco-config", str(haco_config),
+    args = [
+        "--shards", root, "--out", out, "--device", "cpu", "--deepcontact-epochs", "2", "--deepcontact-milestones", "1",
+        "--haco-data", root, "--haco-config", haco_config,
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    done = run_script_without(MISSING_ON_THE_GPU_MACHINE, SCRIPT, args)
     assert done.returncode == 0, done.stderr[-3000:]
 
     report = json.loads((out / "device_training.json").read_text())
@@ -104,14 +87,12 @@ def test_the_recipe_makes_crops_on_the_device_without_open3d(tmp_path, monkeypat
         n_obj_points=64, progress=False,
     ))  # fmt: skip
     out, crops = tmp_path / "out", tmp_path / "crops"
-    command = [
-        sys.executable, "-c", _RUN_WITHOUT, "open3d", str(REPO / "benchmarks" / "device_training.py"),
-        "--shards", str(dc_root), "--out", str(out), "--device", "cpu", "--deepcontact-epochs", "1",
-        "--make-crops", "1", "--crop-test-shards", "1", "--crop-grasps-per-shard", "1", "--crop-views", "2",
-        "--crop-size", "32", "--crop-workers", "1", "--crops-root", str(crops), "--haco-minutes", "0",
+    args = [
+        "--shards", dc_root, "--out", out, "--device", "cpu", "--deepcontact-epochs", "1", "--make-crops", "1",
+        "--crop-test-shards", "1", "--crop-grasps-per-shard", "1", "--crop-views", "2", "--crop-size", "32",
+        "--crop-workers", "1", "--crops-root", crops, "--haco-minutes", "0",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HACO_GRASP_CACHE": str(cache)}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    done = run_script_without(["open3d"], SCRIPT, args, timeout=900, env={"HACO_GRASP_CACHE": str(cache)})
     assert done.returncode == 0, done.stderr[-3000:]
 
     report = json.loads((out / "device_training.json").read_text())

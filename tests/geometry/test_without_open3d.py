@@ -4,9 +4,6 @@ fallback (winding number + point_mesh_distance) against trimesh, an analytic sph
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +14,8 @@ import haco_grasp.geometry.sdf as sdf_module
 from haco_grasp.geometry.sdf import SdfGrid, inside_mesh, signed_distance, winding_number
 from haco_grasp.geometry.volume import intersection_volume
 from haco_grasp.objects.procedural import make_object
+from tests.helpers import run_python_without
 
-ROOT = Path(__file__).resolve().parents[2]
 HAS_OPEN3D = importlib.util.find_spec("open3d") is not None
 
 
@@ -88,21 +85,14 @@ def test_fallback_matches_open3d_grids_and_volumes(monkeypatch):
 
 def test_a_grid_is_built_in_a_process_where_open3d_cannot_be_imported():
     code = (
-        "import sys, importlib.abc\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name.split('.')[0] == 'open3d':\n"
-        "            raise ImportError('blocked: ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
+        "import sys\n"
         "from haco_grasp.geometry.sdf import sdf_grid\n"
         "from haco_grasp.objects.procedural import make_object\n"
         "ball = make_object('ball')\n"
         "grid = sdf_grid(ball.verts, ball.faces, pitch=0.01, padding=0.01)\n"
         "print(float(grid.values.min()), float(grid.values.max()), 'open3d' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, check=False
-    )
+    out = run_python_without(["open3d"], code)
     assert out.returncode == 0, out.stderr[-2000:]
     low, high, imported = out.stdout.split()
     assert float(low) < -0.01 < 0.0 < float(high) and imported == "False"

@@ -5,9 +5,6 @@ rasteriser (the reference) and the open3d backend, and a synthetic crop made wit
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +15,8 @@ from haco_grasp.errors import InputError
 from haco_grasp.viz.raycast import RaycastRenderer, cast_camera_rays
 from haco_grasp.viz.render import Camera, render
 from tests.data.test_images import build_grasp
+from tests.helpers import run_python_without
 
-ROOT = Path(__file__).resolve().parents[2]
 HAS_OPEN3D = importlib.util.find_spec("open3d") is not None
 
 
@@ -139,20 +136,13 @@ def test_crops_need_no_open3d_with_the_torch_renderer(grasps):
         union = (crop.hand_mask | embree.hand_mask).sum()
         assert (crop.hand_mask & embree.hand_mask).sum() >= 0.98 * union
     code = (
-        "import sys, importlib.abc\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name.split('.')[0] == 'open3d':\n"
-        "            raise ImportError('blocked: ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
+        "import sys\n"
         "from haco_grasp.data.images import ImageConfig, render_grasp_image\n"
         "from tests.data.test_images import build_grasp\n"
         "crop = render_grasp_image(build_grasp(0), 3, ImageConfig(size=32, candidate_size=16, renderer='torch'))\n"
         "print(int(crop.hand_mask.sum()), 'open3d' in sys.modules)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, check=False
-    )
+    out = run_python_without(["open3d"], code)
     assert out.returncode == 0, out.stderr[-2000:]
     pixels, imported = out.stdout.split()
     assert int(pixels) > 0 and imported == "False"

@@ -97,7 +97,8 @@ def winding_number(points: Tensor, verts: Tensor, faces: Tensor, max_pairs: int 
         points: (N, 3) float, metres.
         verts: (V, 3) float, metres.
         faces: (F, 3) int, consistently oriented (outward normals give +1 inside).
-        max_pairs: point-triangle pairs per block (default: 2**20 on the CPU, 2**24 on CUDA).
+        max_pairs: point-triangle pairs per block (default: 2**20 on the CPU, 2**22 on CUDA: about 1 GB, so that
+            one GPU serves a process per CPU core).
 
     Returns:
         (N,) float64.
@@ -109,7 +110,7 @@ def winding_number(points: Tensor, verts: Tensor, faces: Tensor, max_pairs: int 
     count = corners.shape[0]
     if count == 0 or pts.shape[0] == 0:
         return out
-    block = max(1, (max_pairs or (2**24 if device.type == "cuda" else 2**20)) // count)
+    block = max(1, (max_pairs or (2**22 if device.type == "cuda" else 2**20)) // count)
     for begin in range(0, pts.shape[0], block):
         rel = corners[None] - pts[begin : begin + block, None, None, :]  # (n, F, 3, 3)
         a, b, c = rel[:, :, 0], rel[:, :, 1], rel[:, :, 2]  # (n, F, 3)

@@ -381,7 +381,8 @@ def cast_camera_rays(
         origin: (3,) ray origin, world frame.
         directions: (R, 3) ray directions (any length; ``t`` is in units of the direction's length).
         triangles: (F, 3, 3) corners, world frame.
-        max_elements: ray-triangle pairs per chunk (default: 2**22 on the CPU, 2**26 on CUDA).
+        max_elements: ray-triangle pairs per chunk (default: 2**22 on the CPU, 2**24 on CUDA: about 0.5 GB, so that
+            one GPU serves a process per CPU core).
 
     Returns:
         t (R,) float32 (inf on a miss), face (R,) int64 (-1 on a miss), barycentric (R, 3) float32 (zeros on a miss).
@@ -400,7 +401,7 @@ def cast_camera_rays(
     bc = torch.linalg.cross(b, c)
     edge_normals = torch.cat([bc, torch.linalg.cross(c, a), torch.linalg.cross(a, b)]).to(torch.float32)  # (3F, 3)
     det = (a * bc).sum(-1).to(torch.float32)  # (F,)
-    budget = max_elements or (2**26 if device.type == "cuda" else 2**22)
+    budget = max_elements or (2**24 if device.type == "cuda" else 2**22)
     chunk = max(1, budget // count)
     dirs = directions.to(torch.float32)
     arange = torch.arange(count, device=device)

@@ -96,3 +96,12 @@ def test_a_grid_is_built_in_a_process_where_open3d_cannot_be_imported():
     assert out.returncode == 0, out.stderr[-2000:]
     low, high, imported = out.stdout.split()
     assert float(low) < -0.01 < 0.0 < float(high) and imported == "False"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_winding_number_on_cuda_equals_the_cpu():
+    can = make_object("can")
+    points = torch.from_numpy(np.random.default_rng(3).uniform(-0.06, 0.06, size=(5000, 3)))
+    verts, faces = torch.from_numpy(can.verts), torch.from_numpy(can.faces)
+    torch.testing.assert_close(winding_number(points.cuda(), verts, faces).cpu(), winding_number(points, verts, faces))

@@ -146,3 +146,21 @@ def test_crops_need_no_open3d_with_the_torch_renderer(grasps):
     assert out.returncode == 0, out.stderr[-2000:]
     pixels, imported = out.stdout.split()
     assert int(pixels) > 0 and imported == "False"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_kernel_on_cuda_equals_the_cpu(grasps):
+    layers = _layers(_scene(grasps[0]), smooth_object=True)
+    triangles = torch.from_numpy(np.concatenate([layer.verts[layer.faces] for layer in layers]))
+    centre = grasps[0].hand_joints.mean(axis=0)
+    camera = Camera.look_at(centre + np.array([0.0, 0.0, -0.4]), centre, fov_deg=35.0, width=96, height=96)
+    u, v = np.meshgrid(np.arange(96.0), np.arange(96.0))
+    pixels = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], axis=1)
+    directions = torch.from_numpy(pixels @ (camera.R.T @ np.linalg.inv(camera.K)).T)
+    origin = torch.from_numpy(np.asarray(camera.center, dtype=np.float64))
+    cpu = cast_camera_rays(origin, directions, triangles)
+    gpu = cast_camera_rays(origin.cuda(), directions.cuda(), triangles.cuda())
+    assert (gpu[1].cpu() == cpu[1]).float().mean() > 0.999 and (cpu[1] >= 0).any()
+    both = (gpu[1].cpu() == cpu[1]) & (cpu[1] >= 0)
+    torch.testing.assert_close(gpu[0].cpu()[both], cpu[0][both], rtol=1e-5, atol=0)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from haco_grasp.geometry.sdf import clear_sdf_grid_cache
 from haco_grasp.prepare_data import PrepareConfig, run_prepare
 from tests.helpers import REPO, run_script_without
 
@@ -77,6 +78,7 @@ def test_the_recipe_makes_crops_on_the_device_without_open3d(tmp_path, monkeypat
     monkeypatch.setenv("HACO_GRASP_CACHE", str(cache))
     settings = {"train_shards": 1, "test_shards": 1, "grasps_per_shard": 1, "haco_views": 2, "image_size": 32}
     reference = tmp_path / "reference"  # with open3d; also fills the SDF grid cache that the device run reads
+    clear_sdf_grid_cache()  # grids held in memory by earlier tests would not be written to the new cache folder
     run_prepare(PrepareConfig(out_dir=str(reference), deepcontact_perturbations=0, progress=False, **settings))
     assert len(list((cache / "sdf").glob("sdf_*.npz"))) == 2
 

@@ -111,7 +111,7 @@ class RaycastRenderer:
             self._corners.append(corners)
             self._corner_normals.append(normals)
             self._corner_colors.append(mesh.per_vertex_colors()[mesh.faces])
-            if len(mesh.faces) == 0 or self._scene is None:
+            if len(mesh.faces) == 0 or backend != "open3d":
                 continue
             geometry = self._scene.add_triangles(mesh.verts.astype(np.float32), mesh.faces.astype(np.uint32))
             self._layer_of_geometry[int(geometry)] = layer_index
@@ -180,7 +180,7 @@ class RaycastRenderer:
         rays[:, 3:] = np.multiply.outer(u.astype(np.float32), to_world[:, 0])
         rays[:, 3:] += np.multiply.outer(v.astype(np.float32), to_world[:, 1])
         rays[:, 3:] += to_world[:, 2]
-        if self._scene is None:  # the torch backend
+        if self.backend == "torch":
             origin = torch.as_tensor(np.asarray(camera.center, dtype=np.float64), device=self._device)
             directions = torch.from_numpy(rays[:, 3:]).to(self._device)
             t_hit, face_t, barycentric_t = cast_camera_rays(origin, directions, self._triangles)
@@ -404,7 +404,6 @@ def cast_camera_rays(
     budget = max_elements or (2**24 if device.type == "cuda" else 2**22)
     chunk = max(1, budget // count)
     dirs = directions.to(torch.float32)
-    arange = torch.arange(count, device=device)
     for begin in range(0, rays, chunk):
         w = (dirs[begin : begin + chunk] @ edge_normals.T).view(-1, 3, count)  # (r, 3, F)
         total = w.sum(1)  # (r, F) = d . triangle normal
@@ -416,7 +415,7 @@ def cast_camera_rays(
         picked = w[torch.arange(w.shape[0], device=device), :, best_face]  # (r, 3)
         denominator = total.gather(1, best_face[:, None])  # (r, 1)
         t_out[begin : begin + chunk] = best_t
-        face_out[begin : begin + chunk] = torch.where(hit, arange[best_face], -1)
+        face_out[begin : begin + chunk] = torch.where(hit, best_face, -1)
         bary_out[begin : begin + chunk] = torch.where(hit[:, None], picked / denominator, 0.0)
     return t_out, face_out, bary_out
 

@@ -11,7 +11,9 @@ Three decodes of one forward pass are scored on held-out samples, with contact P
   points differ per grasp, so the object has no mean map.
 
 ``summary`` states, per side, the model's F1 under each decode, the better reference and each decode's margin over
-it (the quantity issue 17's bar is about). Nothing here looks at the held-out targets before scoring them.
+it (the quantity issue 17's bar is about), and the *training fit*: the model's and the better reference's F1 on the
+calibration samples. A model below its reference on data it was trained on is under-fitted (it needs more steps,
+not more data). Nothing here looks at the held-out targets before scoring them.
 """
 
 from __future__ import annotations
@@ -182,6 +184,10 @@ class Calibration:
         mean_hand_threshold: threshold of ``mean_hand`` with the best training F1.
         n_samples: training samples the model's thresholds were chosen on.
         n_mean_samples: training samples the mean map averages.
+        train_fit: F1 on those ``n_samples`` training samples of the model (at its threshold) and of the side's
+            better reference ("hand" / "obj" and "hand_reference" / "obj_reference"): a model below its reference on
+            the data it was trained on is under-fitted (more steps help), one above it there but not on held-out
+            objects does not generalise (more data helps).
     """
 
     hand_threshold: float
@@ -190,6 +196,7 @@ class Calibration:
     mean_hand_threshold: float
     n_samples: int
     n_mean_samples: int
+    train_fit: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (the mean map rounded to 4 decimals)."""
@@ -227,12 +234,20 @@ def calibrate(
     index = index.sort().values  # read the shards in order
     lowest = _lowest_bin()
     pred = _predict(model, train, index, batch_size, device)
-    hand_t, _ = best_threshold(pred["hand"]["prob"], pred["hand"]["true"] >= lowest)
-    obj_t, _ = best_threshold(pred["obj"]["prob"], pred["obj"]["true"] >= lowest)
+    hand_true, obj_true = pred["hand"]["true"] >= lowest, pred["obj"]["true"] >= lowest
+    hand_t, hand_f1 = best_threshold(pred["hand"]["prob"], hand_true)
+    obj_t, obj_f1 = best_threshold(pred["obj"]["prob"], obj_true)
     contact = training_hand_contact(train)
     mean_hand = contact.mean(axis=0)
     mean_t, _ = best_threshold(mean_hand[None], contact)
-    return Calibration(hand_t, obj_t, mean_hand, mean_t, int(index.numel()), int(contact.shape[0]))
+    mean_f1 = pooled_prf(np.broadcast_to(mean_hand[None] >= mean_t, hand_true.shape), hand_true)["f1"]
+    train_fit = {
+        "hand": hand_f1,
+        "hand_reference": max(mean_f1, pooled_prf(np.ones_like(hand_true), hand_true)["f1"]),
+        "obj": obj_f1,
+        "obj_reference": pooled_prf(np.ones_like(obj_true), obj_true)["f1"],
+    }
+    return Calibration(hand_t, obj_t, mean_hand, mean_t, int(index.numel()), int(contact.shape[0]), train_fit)
 
 
 def evaluate(
@@ -285,6 +300,9 @@ def evaluate(
                 references["mean map"] = results["mean_map_hand"]["f1"]
         best_name = max(references, key=references.__getitem__)
         summary[side].update({"best_reference": best_name, "reference_f1": references[best_name]})
+        if calibration is not None and calibration.train_fit:
+            summary[side]["train_fit_f1"] = calibration.train_fit[side]
+            summary[side]["train_reference_f1"] = calibration.train_fit[f"{side}_reference"]
         for decode in ("argmax", "calibrated"):
             if f"{decode}_f1" in summary[side]:
                 summary[side][f"{decode}_margin"] = summary[side][f"{decode}_f1"] - references[best_name]

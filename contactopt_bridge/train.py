@@ -100,6 +100,10 @@ class TrainConfig:
             included; the current batch finishes, then the checkpoint, evaluation and export are written); None for
             no limit.
         resume: continue from ``out_dir/last.pt`` when it exists.
+        init: start from the weights of this DeepContact state_dict (the shipped checkpoint, ContactOpt's official
+            ``deepcontact_checkpoint.pt`` or one written by this command) with a fresh optimiser and schedule, to
+            fine-tune or continue a finished run; its provenance ``.json`` (when it lies beside it) contributes its
+            commands and history. Unused when a ``last.pt`` is resumed (that run already started from it).
         eval_batch_size: samples per evaluation forward pass.
         calibration_samples: training samples on which the calibrated decode's thresholds are chosen after training
             (:func:`contactopt_bridge.evaluation.calibrate`; the mean-map reference uses every training sample).
@@ -131,6 +135,7 @@ class TrainConfig:
     num_threads: int | None = None
     max_minutes: float | None = None
     resume: bool = True
+    init: str | None = None
     eval_batch_size: int = 8
     calibration_samples: int = 256
     export: str | None = None
@@ -247,6 +252,8 @@ def _check_config(config: TrainConfig) -> None:
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InputError(f"config.{name} must be a positive int, got {value!r}")
+    if config.init is not None and not Path(config.init).is_file():
+        raise InputError(f"--init {config.init}: no such file; pass a DeepContact state_dict .pt (e.g. the shipped)")
     if not (config.lr > 0 and 0 < config.gamma <= 1 and config.jitter_std >= 0):
         raise InputError(
             f"need lr > 0, 0 < gamma <= 1, jitter_std >= 0; got {config.lr}, {config.gamma}, {config.jitter_std}"
@@ -277,6 +284,29 @@ def _command_line() -> str:
     if head.replace("\\", "/").endswith("contactopt_bridge/train.py"):
         head = "python -m contactopt_bridge.train"
     return " ".join([head, *sys.argv[1:]])
+
+
+def _start_from(model: DeepContactNet, path: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Load ``path``'s weights into ``model`` (``--init``); return the commands and history of its provenance.
+
+    The history entries are those of the earlier run(s), marked with ``"init": path`` so the new epochs that follow
+    them are told apart (their epoch numbers restart at 1).
+    """
+    from contactopt_bridge.deepcontact import load_deepcontact
+
+    model.load_state_dict(load_deepcontact(path).state_dict())
+    provenance = Path(path).with_suffix(".json")
+    commands: list[str] = []
+    history: list[dict[str, Any]] = []
+    if provenance.is_file():
+        try:
+            report = json.loads(provenance.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{provenance}: unreadable provenance beside --init ({exc}); fix or remove it") from None
+        commands = [str(c) for c in report.get("commands", [report.get("command", "unknown")])]
+        history = [{**entry, "init": str(path)} for entry in report.get("history", [])]
+    logger.info("starting from the weights of %s", path)
+    return commands, history
 
 
 def run_training(config: TrainConfig, grasps: Sequence[Grasp] | None = None) -> TrainResult:
@@ -336,6 +366,8 @@ def run_training(config: TrainConfig, grasps: Sequence[Grasp] | None = None) -> 
         if not commands and previous_json.is_file():  # a checkpoint written before commands were recorded
             commands = [json.loads(previous_json.read_text()).get("command", "unknown")]
         logger.info("resumed from %s at epoch %d", last, start_epoch)
+    elif config.init:
+        commands, history = _start_from(model, config.init)
 
     generator = torch.Generator().manual_seed(config.seed * 7919 + start_epoch)
     stopped_early = False
@@ -393,7 +425,7 @@ def run_training(config: TrainConfig, grasps: Sequence[Grasp] | None = None) -> 
 
     calibration = calibrate(model, train, config.calibration_samples, config.eval_batch_size, device, config.seed)
     metrics = evaluate(model, test, config.eval_batch_size, device, calibration)
-    epochs_done = history[-1]["epoch"] if history else 0
+    epochs_done = next((h["epoch"] for h in reversed(history) if "init" not in h), 0)  # this run's, not --init's
     report = {
         "model": "DeepContact (ContactOpt architecture, 1,424,138 parameters), official state_dict key names",
         "trained_on": "SYNTHETIC grasps only (haco_grasp procedural objects, synthetic MANO hand); not ContactPose",
@@ -467,6 +499,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action=argparse.BooleanOptionalAction, default=d.resume,
                         help="continue from OUT/last.pt when it exists; --no-resume starts afresh "
                         "(default: %(default)s)")  # fmt: skip
+    init_help = ("start from this DeepContact state_dict's weights (fresh optimiser; e.g. the shipped checkpoint or "
+                 "ContactOpt's deepcontact_checkpoint.pt); ignored when OUT/last.pt is resumed")  # fmt: skip
+    parser.add_argument("--init", default=d.init, help=init_help)
     parser.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="evaluation batch size")
     parser.add_argument("--calibration-samples", type=int, default=d.calibration_samples,
                         help="training samples the calibrated decode's thresholds are chosen on")  # fmt: skip
@@ -507,6 +542,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         num_threads=args.num_threads,
         max_minutes=args.max_minutes,
         resume=args.resume,
+        init=args.init,
         eval_batch_size=args.eval_batch_size,
         calibration_samples=args.calibration_samples,
         export=args.export,

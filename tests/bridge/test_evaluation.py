@@ -93,6 +93,15 @@ def test_calibrated_decode_and_references_by_hand():
     index = torch.randperm(12, generator=torch.Generator().manual_seed(2))[:8].sort().values
     p_hand = 1 - torch.softmax(train["hand_feats"][index, :, :NUM_BINS], -1)[..., 0]
     assert calibration.hand_threshold == best_threshold(p_hand.numpy(), train_contact[index.numpy()])[0]
+    # training fit: the model and the better reference, scored on those same 8 training samples
+    fit_true = train_contact[index.numpy()]
+    assert calibration.train_fit["hand"] == pytest.approx(_slow_prf(p_hand >= calibration.hand_threshold, fit_true)[2])
+    mean_fit = _slow_prf(np.broadcast_to(calibration.mean_hand >= calibration.mean_hand_threshold, fit_true.shape),
+                         fit_true)[2]  # fmt: skip
+    all_fit = _slow_prf(np.ones_like(fit_true), fit_true)[2]
+    assert calibration.train_fit["hand_reference"] == pytest.approx(max(mean_fit, all_fit))
+    obj_true = (train["obj_target"][index] >= 0.1).numpy()
+    assert calibration.train_fit["obj_reference"] == pytest.approx(_slow_prf(np.ones_like(obj_true), obj_true)[2])
 
     metrics = evaluate(model, test, batch_size=2, calibration=calibration)
     summary = metrics["summary"]
@@ -110,6 +119,9 @@ def test_calibrated_decode_and_references_by_hand():
     assert summary["hand"]["reference_f1"] == pytest.approx(best)
     assert summary["hand"]["calibrated_margin"] == pytest.approx(metrics["calibrated"]["hand"]["f1"] - best)
     assert summary["obj"]["best_reference"] == "all contact"  # the object has no mean map
+    for side in ("hand", "obj"):
+        assert summary[side]["train_fit_f1"] == calibration.train_fit[side]
+        assert summary[side]["train_reference_f1"] == calibration.train_fit[f"{side}_reference"]
     assert len(metrics["calibration"]["mean_hand"]) == 778
 
 

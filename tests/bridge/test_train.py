@@ -119,3 +119,45 @@ def test_cli_arguments_and_grasp_cache(tmp_path, grasps):
         run_training(TrainConfig(out_dir=str(tmp_path / "x"), epochs=0), grasps=grasps)
     with pytest.raises(InputError):  # no held-out object in the data
         run_training(TrainConfig(out_dir=str(tmp_path / "y"), test_objects=("mug",), n_obj_points=32), grasps=grasps)
+
+
+def test_init_starts_from_a_checkpoint_and_keeps_its_provenance(tmp_path, grasps):
+    base = dict(test_objects=("ball",), perturbations=1, test_perturbations=1, n_obj_points=96, batch_size=2,
+                progress=False)  # fmt: skip
+    run_training(
+        TrainConfig(out_dir=str(tmp_path / "a"), epochs=1, export=str(tmp_path / "a.pt"), **base), grasps=grasps
+    )
+    parent_state = load_deepcontact(tmp_path / "a.pt").state_dict()
+    parent_report = json.loads((tmp_path / "a.json").read_text())
+
+    # no time to train: the written weights are exactly the --init ones, and this run did no epoch of its own
+    kept = run_training(
+        TrainConfig(out_dir=str(tmp_path / "b"), epochs=1, init=str(tmp_path / "a.pt"), max_minutes=0.0, **base),
+        grasps=grasps,
+    )
+    assert kept.epochs_done == 0
+    for key, value in load_deepcontact(kept.state_dict_path).state_dict().items():
+        torch.testing.assert_close(value, parent_state[key])
+    report = json.loads(kept.metrics_path.read_text())
+    assert report["commands"][: len(parent_report["commands"])] == parent_report["commands"]
+    assert report["history"] == [{**h, "init": str(tmp_path / "a.pt")} for h in parent_report["history"]]
+    assert report["config"]["init"] == str(tmp_path / "a.pt")
+
+    # one epoch from those weights moves them, and its record follows the parent's
+    tuned = run_training(
+        TrainConfig(out_dir=str(tmp_path / "c"), epochs=1, init=str(tmp_path / "a.pt"), lr=1e-3, **base),
+        grasps=grasps,
+    )
+    assert tuned.epochs_done == 1 and [("init" in h, h["epoch"]) for h in tuned.history] == [(True, 1), (False, 1)]
+    tuned_state = load_deepcontact(tuned.state_dict_path).state_dict()
+    assert any(not torch.equal(tuned_state[k], parent_state[k]) for k in parent_state)
+    # a fresh run from scratch with the same seed does not give the tuned weights: training really started from a.pt
+    scratch = run_training(TrainConfig(out_dir=str(tmp_path / "d"), epochs=1, lr=1e-3, **base), grasps=grasps)
+    scratch_state = load_deepcontact(scratch.state_dict_path).state_dict()
+    assert any(not torch.allclose(tuned_state[k], scratch_state[k]) for k in parent_state if k.endswith("weight"))
+
+    with pytest.raises(InputError, match="--init"):
+        run_training(TrainConfig(out_dir=str(tmp_path / "e"), init=str(tmp_path / "missing.pt"), **base), grasps=grasps)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args(["--init", "x.pt"])).init == "x.pt"

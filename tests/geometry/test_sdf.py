@@ -227,7 +227,7 @@ def test_packed_grids_mix_objects_in_one_lookup(sphere, sphere_grid):
         grid = grids[int(grid_index[b])].to(dtype=torch.float64)
         torch.testing.assert_close(packed_sdf[b], grid.query(points[b]), rtol=1e-12, atol=1e-12)
         for p in range(0, 9, 4):
-            assert abs(float(packed_sdf[b, p]) - _naive_trilinear(grid, points[b, p].detach().numpy())) < 1e-10
+            assert abs(float(packed_sdf[b, p].detach()) - _naive_trilinear(grid, points[b, p].detach().numpy())) < 1e-10
     # the same points in another order give the same values: a sample's result ignores the rest of the batch
     order = torch.as_tensor(rng.permutation(7))
     torch.testing.assert_close(packed.query(points[order], grid_index[order]), packed_sdf[order], rtol=0, atol=0)
